@@ -1,0 +1,48 @@
+# umm-course: every target sets up .venv itself when it is missing.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export UMM_PROGRESS ?= 0
+
+.PHONY: setup course test unit nbval notebooks lab data clean help
+
+help:
+	@echo "make course     set up .venv and run every notebook into build/ (executed + HTML)"
+	@echo "make test       set up .venv and run the unit tests and nbval on every notebook"
+	@echo "make setup      only create/refresh .venv"
+	@echo "make lab        JupyterLab on the course"
+	@echo "make notebooks  refresh the committed notebook outputs in place"
+	@echo "make data       rebuild the embedded AV-Digits data set (needs espeak-ng)"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[course,test]'
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+course: setup
+	$(PY) -m umm_helpers course
+
+notebooks: setup
+	$(PY) -m umm_helpers course --inplace
+
+unit: setup
+	$(PY) -m pytest -q -n 2 --dist loadscope tests
+
+nbval: setup
+	rm -rf build/test-runs
+	UMM_RUNS_DIR=$(CURDIR)/build/test-runs $(PY) -m pytest -q -p no:xdist --nbval-lax \
+	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
+
+test: unit nbval
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=notebooks 00_setup_and_data.ipynb
+
+data: setup
+	$(PY) -m umm_helpers data build av-digits
+
+clean:
+	rm -rf build runs

@@ -1,0 +1,155 @@
+"""How fast is the engine? Epoch time against a common DataLoader loop (notebook 06, ``umm bench``).
+
+``speedup`` = reference epoch time / engine epoch time, where the reference is written the
+common way (a ``Dataset`` with per-sample ``__getitem__``, a ``DataLoader``, ``.to(device)`` per
+batch). ``overhead`` = engine epoch time / the pure forward-backward-step time of the same
+batches already on the device. All three see the same samples per epoch (the same batch
+size; only a one-sample tail batch is dropped). Medians over ``repeats`` epochs, after one
+warm-up epoch.
+"""
+from __future__ import annotations
+
+import json
+import statistics
+import time
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from umm_helpers.config import set_seed
+from umm_helpers.data import MultiModalDataset, Split
+from umm_helpers.missing import full_presence
+from umm_helpers.train import (TrainConfig, batch_bounds, classification_loss, fit,
+                               resolve_device)
+
+
+class _PerSample(torch.utils.data.Dataset):
+    """The common way: one sample at a time."""
+
+    def __init__(self, split: Split) -> None:
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        return {m: x[i] for m, x in self.split.inputs.items()}, self.split.labels[i]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _step(model: nn.Module, opt: torch.optim.Optimizer, x: dict, y: torch.Tensor) -> None:
+    present = full_presence(y.shape[0], list(x), y.device)
+    loss = classification_loss(model(x, present), y)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+
+
+def _reference_epoch(model: nn.Module, split: Split, batch_size: int, device: torch.device,
+                     opt: torch.optim.Optimizer) -> float:
+    loader = torch.utils.data.DataLoader(_PerSample(split), batch_size=batch_size, shuffle=True,
+                                         drop_last=len(split) % batch_size == 1)
+    _sync(device)
+    start = time.perf_counter()
+    model.train()
+    for x, y in loader:
+        x = {m: v.to(device) for m, v in x.items()}
+        _step(model, opt, x, y.to(device))
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _pure_epoch(model: nn.Module, staged: list[tuple[dict, torch.Tensor]],
+                device: torch.device, opt: torch.optim.Optimizer) -> float:
+    _sync(device)
+    start = time.perf_counter()
+    model.train()
+    for x, y in staged:
+        _step(model, opt, x, y)
+    _sync(device)
+    return time.perf_counter() - start
+
+
+def _joint_model(dataset: MultiModalDataset) -> nn.Module:
+    from umm_helpers.methods import build_model
+    from umm_helpers.encoders import default_encoders
+
+    return build_model("joint", dataset, default_encoders(dataset))
+
+
+def bench(dataset: MultiModalDataset, batch_size: int = 64, repeats: int = 3,
+          device: str | None = None, widgets: bool = False,
+          model_fn: Callable[[MultiModalDataset], nn.Module] | None = None,
+          verbose: bool = True) -> dict[str, Any]:
+    """Epoch-time comparison on ``dataset.train``; prints one JSON line and returns it."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}.")
+    config = TrainConfig(epochs=repeats + 1, batch_size=batch_size, device=device, seed=0)
+    dev = resolve_device(config)
+    make = model_fn or _joint_model
+    split = dataset.train
+
+    set_seed(0)
+    model = make(dataset)
+    history = fit(model, split, config, desc="bench")
+    engine = statistics.median(h["seconds"] for h in history[1:])
+
+    set_seed(0)
+    model = make(dataset).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=config.lr)
+    ref = [_reference_epoch(model, split, batch_size, dev, opt) for _ in range(repeats + 1)][1:]
+
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(len(split), generator=gen)
+    staged = []
+    for s, e in batch_bounds(len(split), batch_size):
+        idx = perm[s:e]
+        staged.append(({m: x[idx].to(dev) for m, x in split.inputs.items()},
+                       split.labels[idx].to(dev)))
+    pure = [_pure_epoch(model, staged, dev, opt) for _ in range(repeats + 1)][1:]
+
+    out: dict[str, Any] = {
+        "dataset": dataset.name, "device": str(dev), "samples": len(split),
+        "batch_size": batch_size, "repeats": repeats,
+        "engine_epoch_s": engine, "reference_epoch_s": statistics.median(ref),
+        "pure_epoch_s": statistics.median(pure),
+    }
+    out["speedup"] = out["reference_epoch_s"] / engine
+    out["overhead"] = engine / out["pure_epoch_s"]
+    if widgets:
+        out.update(_widget_timing(model, dataset))
+    if verbose:
+        print(json.dumps(out, sort_keys=True))
+    return out
+
+
+def _widget_timing(model: nn.Module, dataset: MultiModalDataset) -> dict[str, float]:
+    """Time of one slider update: ``PatternLogits.accuracy_for_rates`` (microseconds)."""
+    from umm_helpers.evaluate import PatternLogits
+    from umm_helpers.missing import MaskTable
+
+    patterns = PatternLogits.compute(model, dataset.test)
+    table = MaskTable.create(len(dataset.test), dataset.modalities, 0)
+    rng = np.random.default_rng(0)
+    times = []
+    for _ in range(200):
+        rates = {m: float(rng.random()) for m in dataset.modalities}
+        start = time.perf_counter()
+        patterns.accuracy_for_rates(rates, table)
+        times.append(time.perf_counter() - start)
+    return {"slider_update_us": statistics.median(times) * 1e6}
+
+
+def bench_cli(args: Any) -> int:
+    """``umm bench``: benchmark on a registered data set."""
+    from umm_helpers.data import load_dataset
+
+    dataset = load_dataset(args.dataset)
+    bench(dataset, widgets=bool(getattr(args, "widgets", False)))
+    return 0

@@ -1,0 +1,118 @@
+"""The ``umm`` command (also ``python -m umm_helpers``).
+
+  umm data build av-digits [--out DIR]     rebuild the embedded data set (needs espeak-ng)
+  umm data verify av-digits                check data files against data/SHA256SUMS
+  umm data info av-digits                  print sizes and shapes
+  umm run --dataset D --method M --seed K  train one method, write runs/D/M/seedK/result.json
+  umm compare --dataset D --methods all --seeds 0,1,2
+  umm bench --dataset D [--widgets]
+  umm course [--inplace]                   execute every notebook (used by make course/notebooks)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Sequence
+
+
+def _data(args: argparse.Namespace) -> int:
+    from umm_helpers.data import load_dataset
+
+    if args.name != "av-digits":
+        raise SystemExit(f"umm data: only 'av-digits' is built by this command, got {args.name!r}.")
+    from umm_helpers.data import av_digits
+
+    if args.action == "build":
+        for path in av_digits.build(args.out):
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        return 0
+    root = args.out
+    if args.action == "verify":
+        from umm_helpers.data.checksums import verify
+        from umm_helpers.config import data_dir
+
+        verify(Path(root) if root else data_dir(), av_digits.FILES, av_digits.REBUILD)
+        print("all data files match SHA256SUMS")
+        return 0
+    print(json.dumps(load_dataset("av-digits", root=root).summary(), indent=2))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from umm_helpers import runs
+
+    return runs.run_cli(args) or 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from umm_helpers import runs
+
+    return runs.compare_cli(args) or 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from umm_helpers import bench
+
+    return bench.bench_cli(args) or 0
+
+
+def _course(args: argparse.Namespace) -> int:
+    from umm_helpers import course
+
+    return course.run_course(inplace=args.inplace, only=args.only)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="umm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("data", help="build, verify or describe a data set")
+    p.add_argument("action", choices=["build", "verify", "info"])
+    p.add_argument("name", help="data set name, e.g. av-digits")
+    p.add_argument("--out", default=None, help="data folder (default: the repo's data/)")
+    p.set_defaults(func=_data)
+
+    p = sub.add_parser("run", help="train one method on one seed and write result.json")
+    p.add_argument("--dataset", default="av-digits")
+    p.add_argument("--method", required=True)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--out", default=None, help="runs folder (default: runs/)")
+    p.set_defaults(func=_run)
+
+    p = sub.add_parser("compare", help="mean ± std table of methods over seeds")
+    p.add_argument("--dataset", default="av-digits")
+    p.add_argument("--methods", default="all")
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--out", default=None, help="runs folder (default: runs/)")
+    p.set_defaults(func=_compare)
+
+    p = sub.add_parser("bench", help="engine speed (or widget latency with --widgets)")
+    p.add_argument("--dataset", default="av-digits")
+    p.add_argument("--widgets", action="store_true")
+    p.add_argument("--out", default=None)
+    p.set_defaults(func=_bench)
+
+    p = sub.add_parser("course", help="execute every notebook headless")
+    p.add_argument("--inplace", action="store_true",
+                   help="refresh the committed outputs in notebooks/ instead of writing build/")
+    p.add_argument("--only", default=None, help="run only notebooks whose name contains this")
+    p.set_defaults(func=_course)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, RuntimeError) as exc:
+        print(f"umm {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

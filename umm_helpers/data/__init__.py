@@ -1,0 +1,36 @@
+"""Data sets and the registry ``load_dataset(name, ...)`` (taught in notebook 00)."""
+from __future__ import annotations
+
+from importlib import import_module
+from typing import Any, Callable
+
+from umm_helpers.data.dataset import MultiModalDataset, Split
+
+# name -> "module:function"; loaders are imported only when used.
+_REGISTRY: dict[str, str] = {
+    "av-digits": "umm_helpers.data.av_digits:load",
+}
+
+
+def register_dataset(name: str, loader: str | Callable[..., MultiModalDataset]) -> None:
+    """Register a loader (a callable, or ``"module:function"``) under ``name``."""
+    _REGISTRY[name] = loader  # type: ignore[assignment]
+
+
+def available_datasets() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def load_dataset(name: str, **kwargs: Any) -> MultiModalDataset:
+    """Load a registered data set by name, e.g. ``load_dataset("av-digits")``."""
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown data set {name!r}; available: {available_datasets()}. "
+                         "Use MultiModalDataset.from_arrays(...) for your own arrays.")
+    target = _REGISTRY[name]
+    if callable(target):
+        return target(**kwargs)
+    module, func = target.split(":")
+    return getattr(import_module(module), func)(**kwargs)
+
+
+__all__ = ["MultiModalDataset", "Split", "load_dataset", "register_dataset", "available_datasets"]

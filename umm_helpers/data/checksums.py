@@ -1,0 +1,69 @@
+"""sha256 sums of shipped data files, verified on every load (notebook 00)."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Iterable
+
+from umm_helpers.atomic import write_text
+
+SUMS_FILE = "SHA256SUMS"
+
+
+class DataIntegrityError(RuntimeError):
+    """A data file is missing or its sha256 does not match ``SHA256SUMS``."""
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_sums(root: Path) -> dict[str, str]:
+    """``{relative path: sha256}`` from ``root/SHA256SUMS`` (``sha256sum`` format)."""
+    sums_path = Path(root) / SUMS_FILE
+    if not sums_path.exists():
+        raise DataIntegrityError(f"{sums_path} is missing; it lists the sha256 of every data "
+                                 "file. Restore it with `git checkout data/` or rebuild the "
+                                 "data with `make data`.")
+    sums = {}
+    for line in sums_path.read_text().splitlines():
+        if line.strip():
+            digest, name = line.split(maxsplit=1)
+            sums[name.strip().lstrip("*")] = digest
+    return sums
+
+
+def verify(root: Path, names: Iterable[str], rebuild: str) -> None:
+    """Check each file against ``SHA256SUMS``; raise naming file, hashes and the fix."""
+    root = Path(root)
+    sums = read_sums(root)
+    for name in names:
+        path = root / name
+        if name not in sums:
+            raise DataIntegrityError(f"{path}: no entry in {root / SUMS_FILE}. Rebuild the "
+                                     f"data with `{rebuild}`.")
+        if not path.exists():
+            raise DataIntegrityError(f"{path} is missing (expected sha256 {sums[name]}). "
+                                     f"Restore it with `git checkout data/` or rebuild it with "
+                                     f"`{rebuild}`.")
+        actual = sha256_file(path)
+        if actual != sums[name]:
+            raise DataIntegrityError(f"{path} is corrupt or changed: expected sha256 "
+                                     f"{sums[name]}, actual {actual}. Restore it with "
+                                     f"`git checkout data/` or rebuild it with `{rebuild}`.")
+
+
+def update_sums(root: Path, names: Iterable[str]) -> None:
+    """Recompute the sums of ``names`` and rewrite ``SHA256SUMS`` atomically (others kept)."""
+    root = Path(root)
+    try:
+        sums = read_sums(root)
+    except DataIntegrityError:
+        sums = {}
+    for name in names:
+        sums[name] = sha256_file(root / name)
+    write_text(root / SUMS_FILE, "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
