@@ -3,7 +3,8 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export UMM_PROGRESS ?= 0
+# Headless runs (course, notebooks, tests) hide progress bars; make lab keeps them.
+QUIET  := UMM_PROGRESS=0
 
 .PHONY: setup course test unit nbval notebooks lab data clean help
 
@@ -23,17 +24,17 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 course: setup
-	$(PY) -m umm_helpers course
+	$(QUIET) $(PY) -m umm_helpers course
 
 notebooks: setup
-	$(PY) -m umm_helpers course --inplace
+	$(QUIET) $(PY) -m umm_helpers course --inplace
 
 unit: setup
-	$(PY) -m pytest -q -n 2 --dist loadscope tests
+	$(QUIET) $(PY) -m pytest -q -n 2 --dist loadscope tests
 
 nbval: setup
 	rm -rf build/test-runs
-	UMM_RUNS_DIR=$(CURDIR)/build/test-runs $(PY) -m pytest -q -p no:xdist --nbval-lax \
+	$(QUIET) UMM_RUNS_DIR=$(CURDIR)/build/test-runs $(PY) -m pytest -q -p no:xdist --nbval-lax \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
 test: unit nbval

@@ -1,4 +1,4 @@
-"""Atomic files and safetensors checkpoints (no pickle). Used by ``train.fit`` and the run cache.
+"""Safetensors checkpoints (no pickle). Used by ``train.fit`` and the run cache.
 
 A checkpoint is one ``.safetensors`` file: tensors (model, optimizer, RNG states) plus a small
 JSON document for non-tensor state, stored in the file's metadata header so that the two can
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import suppress
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -19,33 +17,13 @@ from safetensors import safe_open
 from safetensors.torch import save as _st_save
 from torch import Tensor
 
+from umm_helpers.atomic import write_bytes as atomic_write_bytes
+
 META_KEY = "umm"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint or cached run that is corrupt, unreadable or does not match."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Tensor],

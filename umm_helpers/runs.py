@@ -21,8 +21,8 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from torch import nn
 
-from umm_helpers.checkpoint import (CheckpointError, atomic_write_text, load_tensors,
-                                    save_tensors)
+from umm_helpers.atomic import write_text as atomic_write_text
+from umm_helpers.checkpoint import CheckpointError, load_tensors, save_tensors
 from umm_helpers.config import runs_dir
 
 WEIGHTS = "model.safetensors"

@@ -1,0 +1,100 @@
+"""Every notebook follows the course conventions (see the README's course map)."""
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+MARKERS = ("NBVAL_IGNORE_OUTPUT", "NBVAL_CHECK_OUTPUT", "NBVAL_SKIP", "NBVAL_RAISES_EXCEPTION")
+
+
+def code_cells(nb):
+    return [c for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def source(cell):
+    return "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+
+
+@pytest.fixture(params=NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def nb(request):
+    return request.param, json.loads(request.param.read_text())
+
+
+def test_there_are_notebooks():
+    assert (ROOT / "notebooks" / "00_setup_and_data.ipynb") in NOTEBOOKS
+
+
+def test_name_pattern(nb):
+    path, _ = nb
+    assert re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", path.name)
+
+
+def test_kernelspec_python3(nb):
+    _, data = nb
+    assert data["metadata"]["kernelspec"]["name"] == "python3"
+
+
+def test_execution_counts_sequential_from_one(nb):
+    _, data = nb
+    counts = [c["execution_count"] for c in code_cells(data)]
+    assert counts == list(range(1, len(counts) + 1)), "run `make notebooks` to refresh outputs"
+
+
+def test_no_error_outputs_and_no_svg(nb):
+    _, data = nb
+    for cell in code_cells(data):
+        for out in cell.get("outputs", []):
+            assert out["output_type"] != "error", f"error output in: {source(cell)[:80]}"
+            assert "image/svg+xml" not in out.get("data", {}), "SVG output (use PNG)"
+            text = "".join(out.get("data", {}).get("text/plain", ""))
+            if text.startswith("<Figure"):
+                assert "image/png" in out["data"], "a figure rendered as text, not as PNG"
+
+
+def test_no_trailing_semicolon(nb):
+    _, data = nb
+    for cell in code_cells(data):
+        lines = [l for l in source(cell).rstrip().splitlines() if l.strip()]
+        if lines:
+            assert not lines[-1].rstrip().endswith(";"), f"trailing ';' in: {lines[-1]}"
+
+
+def test_first_code_cell_is_parameters(nb):
+    _, data = nb
+    first = code_cells(data)[0]
+    assert "parameters" in first["metadata"].get("tags", [])
+    text = source(first)
+    assert 'os.environ.get("UMM_DATASET"' in text and "get_device()" in text
+
+
+def test_marker_lines_are_exact(nb):
+    _, data = nb
+    for cell in code_cells(data):
+        for line in source(cell).splitlines():
+            if any(m in line for m in MARKERS):
+                assert line.strip() == line and line.startswith("# NBVAL_") and \
+                    line[2:] in MARKERS, f"marker must be alone on its line: {line!r}"
+
+
+def test_no_forbidden_patterns(nb):
+    _, data = nb
+    for cell in code_cells(data):
+        text = source(cell)
+        assert "../data" not in text, "use umm.data_dir() instead of relative paths"
+        assert not re.search(r"^\s*[!%]pip", text, re.M), "no pip cells"
+
+
+def test_listed_in_readme(nb):
+    path, _ = nb
+    assert path.name in (ROOT / "README.md").read_text()
+
+
+def test_opens_with_objectives_and_ends_with_exercises(nb):
+    _, data = nb
+    first_md = source(data["cells"][0])
+    assert data["cells"][0]["cell_type"] == "markdown" and "Runtime" in first_md
+    text = "\n".join(source(c) for c in data["cells"] if c["cell_type"] == "markdown")
+    assert "## Summary" in text and "## Exercises" in text
