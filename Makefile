@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Headless runs (course, notebooks, tests) hide progress bars; make lab keeps them.
 QUIET  := UMM_PROGRESS=0
 
-.PHONY: setup course test unit nbval notebooks lab data clean help
+.PHONY: setup course test unit nbval browser notebooks lab data clean help
 
 help:
 	@echo "make course     set up .venv and run every notebook into build/ (executed + HTML)"
@@ -30,17 +30,21 @@ notebooks: setup
 	$(QUIET) $(PY) -m umm_helpers course --inplace
 
 unit: setup
-	$(QUIET) $(PY) -m pytest -q -n 2 --dist loadscope tests
+	$(QUIET) $(PY) -m pytest -q -n 2 --dist loadscope --ignore=tests/browser tests
 
 nbval: setup
 	rm -rf build/test-runs
 	$(QUIET) UMM_RUNS_DIR=$(CURDIR)/build/test-runs $(PY) -m pytest -q -p no:xdist --nbval-lax \
 	  --nbval-current-env --nbval-sanitize-with tests/nbval_sanitize.cfg notebooks
 
-test: unit nbval
+# The explorer in a real JupyterLab + headless Chromium; reuses the run cache of nbval.
+browser: setup
+	$(QUIET) UMM_RUNS_DIR=$(CURDIR)/build/test-runs $(PY) -m pytest -q -p no:xdist tests/browser
+
+test: unit nbval browser
 
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=notebooks 00_setup_and_data.ipynb
+	$(PY) -m umm_helpers lab
 
 data: setup
 	$(PY) -m umm_helpers data build av-digits

@@ -34,4 +34,22 @@ def test_spectrograms_and_balance(ds):
 def test_mask_tables_title_reports_missing_fraction():
     t = MaskTable.create(100, ["audio", "image"], 0)
     fig = plots.mask_tables({"miss:image": t.presence_array("miss:image")}, t.modalities)
-    assert "missing: 0.00, 1.00" in fig.axes[0].get_title()
+    assert "missing: audio 0.00, image 1.00" in fig.axes[0].get_title()
+
+
+def test_score_bars_one_bar_per_method_and_condition():
+    rows = [{"method": "a", "full": (0.9, 0.01), "miss:x": (0.5, 0.1)},
+            {"method": "b", "full": (0.8, 0.02), "miss:x": (0.7, 0.0)}]
+    fig = plots.score_bars(rows, ["full", "miss:x"], title="t")
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == [0.5, 0.7, 0.8, 0.9]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+
+
+def test_sweep_curves_label_with_aurc():
+    res = {"m": {"rates": [0, 0.5, 1], "sweeps": {"any": [0.9, 0.8, 0.7]}, "aurc": {"any": 0.8}}}
+    fig = plots.sweep_curves(res, ["any"], marker=("any", 0.5))
+    ax = fig.axes[0]
+    assert ax.get_legend().get_texts()[0].get_text() == "m (AURC 0.800)"
+    assert list(ax.lines[0].get_ydata()) == [0.9, 0.8, 0.7]

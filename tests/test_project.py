@@ -96,3 +96,19 @@ def test_import_has_no_side_effects():
             "assert 'umm_helpers.train' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
+
+
+def test_lab_opens_the_first_notebook_with_widgets_extension():
+    from umm_helpers.cli import lab_command
+
+    cmd, url = lab_command(8899, "abc")
+    assert url == "http://127.0.0.1:8899/lab/tree/00_setup_and_data.ipynb?token=abc"
+    assert "--port=8899" in cmd and "--IdentityProvider.token=abc" in cmd
+    assert cmd[1].endswith("notebooks") and (ROOT / "notebooks" / "00_setup_and_data.ipynb").exists()
+    out = subprocess.run([str(Path(cmd[0]).parent / "jupyter"), "labextension", "list"],
+                         capture_output=True, text=True)
+    listing = out.stdout + out.stderr
+    assert "@jupyter-widgets/jupyterlab-manager" in listing and "enabled" in listing
+    dry = subprocess.run([sys.executable, "-m", "umm_helpers", "lab", "--dry-run", "--port", "8899"],
+                         capture_output=True, text=True, check=True)
+    assert "http://127.0.0.1:8899/lab/tree/00_setup_and_data.ipynb?token=" in dry.stdout

@@ -6,6 +6,9 @@ batch). ``overhead`` = engine epoch time / the pure forward-backward-step time o
 batches already on the device. All three see the same samples per epoch (the same batch
 size; only a one-sample tail batch is dropped). Medians over ``repeats`` epochs, after one
 warm-up epoch.
+
+``umm bench --widgets`` times the notebook-05 explorer instead (:func:`widget_bench`): the
+latency of each slider or picker change, figure redraw included (target: median <= 50 ms).
 """
 from __future__ import annotations
 
@@ -146,10 +149,58 @@ def _widget_timing(model: nn.Module, dataset: MultiModalDataset) -> dict[str, fl
     return {"slider_update_us": statistics.median(times) * 1e6}
 
 
+WIDGET_TARGET_MS = 50.0
+
+
+def widget_bench(dataset: MultiModalDataset, values_per_slider: int = 21, methods: int = 2,
+                 verbose: bool = True) -> dict[str, Any]:
+    """Latency of the notebook-05 explorer: every control change, redraw and PNG included.
+
+    Builds the explorer (``widgets.missing_modality_explorer``) on the runs of notebook 05:
+    cached runs where the run cache has them, freshly initialised models of the same
+    architecture otherwise (latency does not depend on the weights; ``runs_cached`` says how
+    many were real). Then moves the sliders and pickers through ``explorer_moves`` and
+    prints one JSON line: median and p95 update latency in ms, and the number of model calls
+    made by the updates (always 0: sliders recombine precomputed logits).
+    """
+    from umm_helpers import explorer as ex
+    from umm_helpers import widgets
+
+    keys = ex.run_keys(ex.explorer_methods(dataset.modalities))
+    cached = {k: ex.cached_run(k[0], dataset, ex.run_config(k)) for k in keys}
+    fresh = ex.untrained_models(dataset, [k for k, r in cached.items() if r is None])
+    counter = ex.CallCounter()
+    models = {k: counter.wrap(r.model if r is not None else fresh[k]) for k, r in cached.items()}
+    start = time.perf_counter()
+    data = ex.ExplorerData.from_models(models, dataset.test)
+    precompute = time.perf_counter() - start
+    calls = counter.calls
+    start = time.perf_counter()
+    ui = widgets.missing_modality_explorer(data)
+    build = time.perf_counter() - start
+    times = widgets.explorer_latency(ui, widgets.explorer_moves(ui, values_per_slider, methods))
+    out: dict[str, Any] = {
+        "bench": "widgets", "dataset": dataset.name, "test_samples": len(dataset.test),
+        "runs": len(keys), "runs_cached": sum(r is not None for r in cached.values()),
+        "updates": len(times), "median_ms": round(statistics.median(times), 2),
+        "p95_ms": round(float(np.percentile(times, 95)), 2),
+        "max_ms": round(max(times), 2), "target_median_ms": WIDGET_TARGET_MS,
+        "precompute_s": round(precompute, 3), "build_s": round(build, 3),
+        "image_kb": round(len(ui.image.value) / 1024, 1),
+        "model_calls_during_updates": counter.calls - calls,
+    }
+    if verbose:
+        print(json.dumps(out, sort_keys=True))
+    return out
+
+
 def bench_cli(args: Any) -> int:
-    """``umm bench``: benchmark on a registered data set."""
+    """``umm bench``: engine benchmark, or with ``--widgets`` the explorer's latency."""
     from umm_helpers.data import load_dataset
 
     dataset = load_dataset(args.dataset)
-    bench(dataset, widgets=bool(getattr(args, "widgets", False)))
+    if getattr(args, "widgets", False):
+        widget_bench(dataset)
+    else:
+        bench(dataset)
     return 0

@@ -7,6 +7,7 @@
   umm compare --dataset D --methods all --seeds 0,1,2
   umm bench --dataset D [--widgets]
   umm course [--inplace]                   execute every notebook (used by make course/notebooks)
+  umm lab [--port N] [--dry-run]           JupyterLab on the course, opened on the first notebook
 """
 from __future__ import annotations
 
@@ -64,6 +65,41 @@ def _course(args: argparse.Namespace) -> int:
     return course.run_course(inplace=args.inplace, only=args.only)
 
 
+def lab_command(port: int, token: str, first: str = "00_setup_and_data.ipynb"
+                ) -> tuple[list[str], str]:
+    """The JupyterLab command line for the course and the URL that opens the first notebook."""
+    import os
+
+    from umm_helpers.config import repo_root
+
+    exe = str(Path(sys.executable).parent / "jupyter-lab")
+    cmd = [exe, f"--ServerApp.root_dir={repo_root() / 'notebooks'}", "--ip=127.0.0.1",
+           f"--port={port}", f"--IdentityProvider.token={token}", "--no-browser"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")
+    return cmd, f"http://127.0.0.1:{port}/lab/tree/{first}?token={token}"
+
+
+def _lab(args: argparse.Namespace) -> int:
+    import secrets
+    import subprocess
+
+    cmd, url = lab_command(args.port, secrets.token_hex(16))
+    print(f"The course opens at:\n\n    {url}\n\n(Ctrl-C twice stops JupyterLab.)", flush=True)
+    if args.dry_run:
+        print(" ".join(cmd))
+        return 0
+    if not args.no_browser:
+        import threading
+        import webbrowser
+
+        threading.Timer(3.0, webbrowser.open, args=(url,)).start()
+    try:
+        return subprocess.call(cmd)
+    except KeyboardInterrupt:
+        return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="umm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -102,6 +138,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="refresh the committed outputs in notebooks/ instead of writing build/")
     p.add_argument("--only", default=None, help="run only notebooks whose name contains this")
     p.set_defaults(func=_course)
+
+    p = sub.add_parser("lab", help="JupyterLab on the course, opened on the first notebook")
+    p.add_argument("--port", type=int, default=8888)
+    p.add_argument("--no-browser", action="store_true", help="only print the URL")
+    p.add_argument("--dry-run", action="store_true", help="print the URL and command, start nothing")
+    p.set_defaults(func=_lab)
     return parser
 
 

@@ -9,6 +9,7 @@ from umm_helpers.data.dataset import MultiModalDataset, Split
 # name -> "module:function"; loaders are imported only when used.
 _REGISTRY: dict[str, str] = {
     "av-digits": "umm_helpers.data.av_digits:load",
+    "synthetic": "umm_helpers.data.synthetic:load",
 }
 
 

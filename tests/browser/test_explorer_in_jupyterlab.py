@@ -1,0 +1,174 @@
+"""End to end: the notebook-05 explorer in a real JupyterLab, driven by headless Chromium.
+
+Starts JupyterLab from this environment on 127.0.0.1 (random port and token, temporary
+folders), runs every cell of the explorer notebook, checks the widgets rendered, drags the image
+missing-rate slider and asserts that the accuracy text and the figure change. A screenshot goes to
+``build/explorer_in_jupyterlab.png``. JupyterLab is always shut down, even on failure.
+Run by ``make test`` after the notebooks (it reuses their run cache).
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+NOTEBOOK = "05_missing_modality_explorer.ipynb"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--disable-quic"]
+RUN_ALL_TIMEOUT_S = 170
+pytestmark = pytest.mark.browser
+
+
+def _required() -> bool:
+    return bool(os.environ.get("CI")) or os.environ.get("UMM_REQUIRE_BROWSER") == "1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture()
+def lab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 serving a copy of the explorer notebook."""
+    if not Path(CHROMIUM).exists() or shutil.which("jupyter-lab", path=str(Path(sys.executable).parent)) is None:
+        if _required():
+            pytest.fail(f"{CHROMIUM} and jupyter-lab are required here: apt-get install chromium")
+        pytest.skip("Debian chromium is not installed (apt-get install chromium)")
+    root = tmp_path / "lab"
+    root.mkdir()
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ, UMM_PROGRESS="0",
+               JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
+               JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+               JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
+    # render every cell (no windowing), so that every prompt and output is in the page
+    tracker = tmp_path / "settings" / "@jupyterlab" / "notebook-extension"
+    tracker.mkdir(parents=True)
+    (tracker / "tracker.jupyterlab-settings").write_text('{"windowingMode": "none"}')
+    env.setdefault("UMM_RUNS_DIR", str(ROOT / "build" / "test-runs"))
+    log = open(tmp_path / "jupyterlab.log", "wb")
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "jupyter-lab"), "--no-browser", "--ip=127.0.0.1",
+         f"--port={port}", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+         f"--ServerApp.root_dir={root}", "--LabApp.news_url=",
+         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+        + (["--allow-root"] if os.geteuid() == 0 else []),
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("JupyterLab did not start:\n" +
+                                       (tmp_path / "jupyterlab.log").read_text()[-3000:])
+                time.sleep(0.5)
+        yield base, token
+    finally:
+        _stop(proc)
+        log.close()
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, then SIGKILL what is left."""
+    for sig, wait in ((signal.SIGTERM, 20), (signal.SIGKILL, 5)):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=wait)
+            return
+        except ProcessLookupError:
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _run_all(page) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+
+
+def _all_cells_done(page) -> bool:
+    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+    return bool(prompts) and all(p.strip().startswith("[") and p.strip()[1:-2].isdigit()
+                                 for p in prompts)
+
+
+def _text_and_image(page, widget) -> tuple[str, str]:
+    return (widget.locator(".widget-html-content").first.inner_text(),
+            widget.locator("img").first.get_attribute("src") or "")
+
+
+def test_explorer_renders_and_slider_changes_the_result(lab):
+    from playwright.sync_api import sync_playwright
+
+    base, token = lab
+    shot = ROOT / "build" / "explorer_in_jupyterlab.png"
+    shot.parent.mkdir(exist_ok=True)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{base}/lab/tree/{NOTEBOOK}?token={token}")
+            page.locator(".jp-NotebookPanel").first.wait_for(timeout=60_000)
+            page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
+                timeout=60_000)
+            _run_all(page)
+            deadline = time.monotonic() + RUN_ALL_TIMEOUT_S
+            time.sleep(2)
+            while not _all_cells_done(page):
+                if time.monotonic() > deadline:
+                    page.screenshot(path=str(shot))
+                    prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+                    pytest.fail(f"the notebook did not finish running; prompts: {prompts}")
+                time.sleep(1)
+
+            outputs = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
+            assert "Traceback" not in outputs, "a cell raised an error"
+            assert page.locator("text=Loading widget...").count() == 0
+            explorer = page.locator(".widget-interact").filter(
+                has=page.locator(".widget-label", has_text="image missing")).first
+            explorer.scroll_into_view_if_needed()
+            slider = explorer.locator(".widget-slider").filter(
+                has=page.locator(".widget-label", has_text="image missing")).first
+            before_text, before_img = _text_and_image(page, explorer)
+            assert before_text and before_img, "the explorer shows no text or no figure"
+
+            handle = slider.locator(".noUi-handle").first
+            track = slider.locator(".noUi-target").first.bounding_box()
+            box = handle.bounding_box()
+            page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+            page.mouse.down()
+            page.mouse.move(track["x"] + 0.8 * track["width"], box["y"] + box["height"] / 2,
+                            steps=8)
+            page.mouse.up()
+            deadline = time.monotonic() + 20
+            while _text_and_image(page, explorer)[0] == before_text:
+                assert time.monotonic() < deadline, "the accuracy text did not change"
+                time.sleep(0.25)
+            time.sleep(1)
+            after_text, after_img = _text_and_image(page, explorer)
+            explorer.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert after_text != before_text
+    assert after_img != before_img, "the figure did not change"
+    assert shot.exists() and shot.stat().st_size > 10_000
