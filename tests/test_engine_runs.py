@@ -121,3 +121,23 @@ def test_bench_reports_speedup_and_overhead(registered, capsys):
     assert bench_cli(Namespace(dataset="tiny", widgets=False)) == 0
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         bench(registered, repeats=0)
+
+
+def test_encoder_identity_tells_lambdas_and_captured_values_apart():
+    import functools
+
+    from umm_helpers.encoders import ConvEncoder, MLPEncoder
+    from umm_helpers.runs import encoder_identity
+
+    a = lambda: ConvEncoder(1)  # noqa: E731
+    b = lambda: MLPEncoder(4)  # noqa: E731
+    assert encoder_identity(a) != encoder_identity(b)
+
+    def make(width):
+        return lambda: MLPEncoder(4, out_features=width)
+
+    assert encoder_identity(make(8)) != encoder_identity(make(16))
+    assert encoder_identity(make(8)) == encoder_identity(make(8))
+    assert encoder_identity(functools.partial(MLPEncoder, 4)) != \
+        encoder_identity(functools.partial(MLPEncoder, 5))
+    assert encoder_identity(ConvEncoder) == "umm_helpers.encoders.ConvEncoder"

@@ -13,7 +13,9 @@ import functools
 import hashlib
 import io
 import json
+import re
 import shutil
+import types
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -37,8 +39,40 @@ def package_version() -> str:
     return __version__
 
 
+def _code_digest(code: types.CodeType) -> str:
+    """Digest of a code object: bytecode, constants (nested code included) and names."""
+    h = hashlib.sha256(code.co_code)
+    for const in code.co_consts:
+        h.update(_code_digest(const).encode() if isinstance(const, types.CodeType)
+                 else repr(const).encode())
+    h.update(repr(code.co_names).encode())
+    return h.hexdigest()[:12]
+
+
+def _stable_repr(value: Any) -> str:
+    """``repr`` without memory addresses (an address makes the key unique, never stale)."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value)) if not callable(value) \
+        else encoder_identity(value)
+
+
+def _function_digest(func: types.FunctionType) -> str:
+    """What a plain function or lambda computes: its code, defaults and captured values."""
+    parts = [_code_digest(func.__code__), repr(func.__defaults__)]
+    for cell in func.__closure__ or ():
+        try:
+            parts.append(_stable_repr(cell.cell_contents))
+        except ValueError:  # an empty cell
+            parts.append("<empty>")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
 def encoder_identity(factory: Callable[[], nn.Module] | nn.Module) -> str:
-    """A stable name for an encoder factory (qualified name plus bound arguments)."""
+    """A stable name for an encoder factory, part of the run-cache key.
+
+    Package classes are named by their qualified name (the package version is in the key too);
+    functions, lambdas and classes defined elsewhere (a notebook, a script) also carry a digest
+    of their code and captured values, so two different lambdas never share a cached run.
+    """
     if isinstance(factory, nn.Module):
         digest = hashlib.sha256()
         for k, v in sorted(factory.state_dict().items()):
@@ -46,11 +80,21 @@ def encoder_identity(factory: Callable[[], nn.Module] | nn.Module) -> str:
             digest.update(v.detach().cpu().contiguous().numpy().tobytes())
         return f"{type(factory).__module__}.{type(factory).__qualname__}@{digest.hexdigest()[:12]}"
     if isinstance(factory, functools.partial):
-        args = ", ".join([repr(a) for a in factory.args]
-                         + [f"{k}={v!r}" for k, v in sorted(factory.keywords.items())])
+        args = ", ".join([_stable_repr(a) for a in factory.args]
+                         + [f"{k}={_stable_repr(v)}" for k, v in sorted(factory.keywords.items())])
         return f"{encoder_identity(factory.func)}({args})"
-    module = getattr(factory, "__module__", "?")
+    module = getattr(factory, "__module__", "?") or "?"
     name = getattr(factory, "__qualname__", type(factory).__qualname__)
+    packaged = module.startswith("umm_helpers")
+    if isinstance(factory, types.FunctionType) and not (packaged and factory.__closure__ is None
+                                                       and "<lambda>" not in name):
+        return f"{module}.{name}#{_function_digest(factory)}"
+    if isinstance(factory, type) and not packaged:
+        funcs = sorted((k, v) for k, v in vars(factory).items()
+                       if isinstance(v, types.FunctionType))
+        digest = hashlib.sha256("|".join(f"{k}:{_function_digest(v)}" for k, v in funcs)
+                                .encode()).hexdigest()[:12]
+        return f"{module}.{name}#{digest}"
     return f"{module}.{name}"
 
 
