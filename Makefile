@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # Headless runs (course, notebooks, tests) hide progress bars; make lab keeps them.
 QUIET  := UMM_PROGRESS=0
 
-.PHONY: setup course test unit nbval browser notebooks lab data clean help
+.PHONY: setup course test unit nbval browser notebooks lab data gpu-check clean help
 
 help:
 	@echo "make course     set up .venv and run every notebook into build/ (executed + HTML)"
@@ -15,6 +15,7 @@ help:
 	@echo "make lab        JupyterLab on the course"
 	@echo "make notebooks  refresh the committed notebook outputs in place"
 	@echo "make data       rebuild the embedded AV-Digits data set (needs espeak-ng)"
+	@echo "make gpu-check  on a CUDA machine: tests, notebooks and bench with one report"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +46,10 @@ test: unit nbval browser
 
 lab: setup
 	$(PY) -m umm_helpers lab
+
+# On a CUDA machine: unit tests, every notebook and umm bench, with one compact report.
+gpu-check: setup
+	$(QUIET) $(PY) -m umm_helpers gpu-check
 
 data: setup
 	$(PY) -m umm_helpers data build av-digits

@@ -4,10 +4,12 @@
   umm data verify av-digits                check data files against data/SHA256SUMS
   umm data info av-digits                  print sizes and shapes
   umm run --dataset D --method M --seed K  train one method, write runs/D/M/seedK/result.json
+  torchrun --nproc_per_node=2 -m umm_helpers run ...   the same, data-parallel (notebook 07)
   umm compare --dataset D --methods all --seeds 0,1,2
   umm bench --dataset D [--widgets]
   umm course [--inplace]                   execute every notebook (used by make course/notebooks)
   umm lab [--port N] [--dry-run]           JupyterLab on the course, opened on the first notebook
+  umm gpu-check                            on a CUDA machine: tests, notebooks, bench, one report
 """
 from __future__ import annotations
 
@@ -21,8 +23,11 @@ from typing import Sequence
 def _data(args: argparse.Namespace) -> int:
     from umm_helpers.data import load_dataset
 
+    if args.name in ("avmnist", "avmnist-smil"):
+        return _data_avmnist(args)
     if args.name != "av-digits":
-        raise SystemExit(f"umm data: only 'av-digits' is built by this command, got {args.name!r}.")
+        raise SystemExit(f"umm data: only 'av-digits', 'avmnist' and 'avmnist-smil' are built by "
+                         f"this command, got {args.name!r}.")
     from umm_helpers.data import av_digits
 
     if args.action == "build":
@@ -38,6 +43,35 @@ def _data(args: argparse.Namespace) -> int:
         print("all data files match SHA256SUMS")
         return 0
     print(json.dumps(load_dataset("av-digits", root=root).summary(), indent=2))
+    return 0
+
+
+def _data_avmnist(args: argparse.Namespace) -> int:
+    """``umm data build|verify|info avmnist|avmnist-smil --root DIR [--source DIR]``."""
+    from umm_helpers.data import avmnist, avmnist_build, load_dataset
+
+    root = args.root or args.out
+    if args.action == "build":
+        if args.name == "avmnist":
+            cfg = avmnist_build.BuildConfig(noise=args.noise)
+            paths = avmnist_build.build(root, args.source, cfg, download=args.download)
+        else:
+            paths = avmnist_build.build_smil(root, args.source, download=args.download)
+        for path in paths:
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        return 0
+    if args.action == "verify":
+        rows = avmnist.check_files(root, args.name)
+        sums = avmnist.resolve_root(root, args.name) / "SHA256SUMS"
+        if sums.exists():
+            from umm_helpers.data.checksums import verify
+
+            files = avmnist.MULTIBENCH_FILES if args.name == "avmnist" else avmnist.SMIL_FILES
+            verify(sums.parent, files, f"umm data build {args.name} --root DIR")
+        print(f"{args.name}: every file has the expected shape, dtype and labels "
+              f"(rows: {rows}){'; all match SHA256SUMS' if sums.exists() else ''}")
+        return 0
+    print(json.dumps(load_dataset(args.name, root=root).summary(), indent=2))
     return 0
 
 
@@ -100,6 +134,12 @@ def _lab(args: argparse.Namespace) -> int:
         return 0
 
 
+def _gpu_check(args: argparse.Namespace) -> int:
+    from umm_helpers import gpu_check
+
+    return gpu_check.run_gpu_check()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="umm", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -109,6 +149,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["build", "verify", "info"])
     p.add_argument("name", help="data set name, e.g. av-digits")
     p.add_argument("--out", default=None, help="data folder (default: the repo's data/)")
+    p.add_argument("--root", default=None,
+                   help="avmnist / avmnist-smil: the data set folder (default: $UMM_DATA_ROOT)")
+    p.add_argument("--source", default=None,
+                   help="avmnist build: folder of MNIST / FSDD / ESC-50 (default: ROOT/sources)")
+    p.add_argument("--download", action="store_true",
+                   help="avmnist build: download missing sources (needs internet)")
+    p.add_argument("--noise", action="store_true",
+                   help="avmnist build: mix ESC-50 noise into the audio")
     p.set_defaults(func=_data)
 
     p = sub.add_parser("run", help="train one method on one seed and write result.json")
@@ -144,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-browser", action="store_true", help="only print the URL")
     p.add_argument("--dry-run", action="store_true", help="print the URL and command, start nothing")
     p.set_defaults(func=_lab)
+
+    p = sub.add_parser("gpu-check", help="unit tests, notebooks and bench on a CUDA GPU, one report")
+    p.set_defaults(func=_gpu_check)
     return parser
 
 

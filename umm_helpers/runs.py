@@ -23,6 +23,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from torch import nn
 
+from umm_helpers import distributed
 from umm_helpers.atomic import write_text as atomic_write_text
 from umm_helpers.checkpoint import CheckpointError, load_tensors, save_tensors
 from umm_helpers.config import runs_dir
@@ -100,10 +101,17 @@ def encoder_identity(factory: Callable[[], nn.Module] | nn.Module) -> str:
 
 def run_key(checksum: str, method: str, config: Mapping[str, Any],
             encoders: Mapping[str, str]) -> str:
-    """Hash of everything that determines a run (16 hex digits)."""
-    payload = {"checksum": checksum, "method": method, "version": package_version(),
-               "config": {k: v for k, v in sorted(config.items()) if k not in KEY_FREE_FIELDS},
-               "encoders": dict(sorted(encoders.items()))}
+    """Hash of everything that determines a run (16 hex digits).
+
+    Under ``torchrun`` the number of processes is part of the key (BatchNorm sees per-process
+    shards, so a data-parallel run is not the single-process run; notebook 07).
+    """
+    payload: dict[str, Any] = {
+        "checksum": checksum, "method": method, "version": package_version(),
+        "config": {k: v for k, v in sorted(config.items()) if k not in KEY_FREE_FIELDS},
+        "encoders": dict(sorted(encoders.items()))}
+    if distributed.world_size() > 1:
+        payload["world_size"] = distributed.world_size()
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -117,10 +125,16 @@ def cache_dir(dataset_name: str, method: str, key: str) -> Path:
 
 
 def save_run(directory: Path, model: nn.Module, result: Mapping[str, Any]) -> Path:
-    """Write weights, then ``result.json`` (the commit marker), both atomically."""
-    directory.mkdir(parents=True, exist_ok=True)
-    save_tensors(directory / WEIGHTS, model.state_dict(), {"method": result.get("method")})
-    atomic_write_text(directory / RESULT, json.dumps(result, indent=1, sort_keys=True))
+    """Write weights, then ``result.json`` (the commit marker), both atomically.
+
+    Under ``torchrun`` every rank calls it: rank 0 writes, the others wait at a barrier, so
+    afterwards every rank sees the cached run (notebook 07).
+    """
+    if distributed.is_main():
+        directory.mkdir(parents=True, exist_ok=True)
+        save_tensors(directory / WEIGHTS, model.state_dict(), {"method": result.get("method")})
+        atomic_write_text(directory / RESULT, json.dumps(result, indent=1, sort_keys=True))
+    distributed.barrier()
     return directory
 
 
@@ -149,7 +163,9 @@ def load_weights(directory: Path, model: nn.Module) -> nn.Module:
 
 
 def clear_checkpoints(directory: Path) -> None:
-    """Remove the stage checkpoints of a finished run."""
+    """Remove the stage checkpoints of a finished run (rank 0 only under ``torchrun``)."""
+    if not distributed.is_main():
+        return
     for sub in directory.glob("ckpt-*"):
         shutil.rmtree(sub, ignore_errors=True)
 
@@ -172,16 +188,26 @@ def _config_from_args(args: Any, seed: int) -> Any:
 
 
 def run_cli(args: Any) -> int:
-    """``umm run``: train (or reuse) one method and write its ``result.json``."""
+    """``umm run``: train (or reuse) one method and write its ``result.json``.
+
+    Under ``torchrun`` it trains data-parallel on every process (notebook 07)::
+
+        torchrun --nproc_per_node=2 -m umm_helpers run --dataset av-digits --method joint --seed 0
+
+    Rank 0 writes the files and prints; the other ranks wait at a barrier.
+    """
     from umm_helpers.data import load_dataset
     from umm_helpers.methods import run_method
 
-    dataset = load_dataset(args.dataset)
-    run = run_method(args.method, dataset, config=_config_from_args(args, args.seed))
-    path = result_path(dataset.name, args.method, args.seed, getattr(args, "out", None))
-    atomic_write_text(path, json.dumps(run.result, indent=1, sort_keys=True))
-    scores = ", ".join(f"{k} {v:.3f}" for k, v in run.result["scores"].items())
-    print(f"{args.method} seed {args.seed}: {scores} -> {path}")
+    with distributed.session():
+        dataset = load_dataset(args.dataset)
+        run = run_method(args.method, dataset, config=_config_from_args(args, args.seed))
+        path = result_path(dataset.name, args.method, args.seed, getattr(args, "out", None))
+        if distributed.is_main():
+            atomic_write_text(path, json.dumps(run.result, indent=1, sort_keys=True))
+            scores = ", ".join(f"{k} {v:.3f}" for k, v in run.result["scores"].items())
+            print(f"{args.method} seed {args.seed}: {scores} -> {path}")
+        distributed.barrier()
     return 0
 
 

@@ -5,6 +5,11 @@ lives on the device; batches are index slices of a device-side permutation drawn
 ``torch.Generator`` seeded by ``config.seed`` (no per-sample Python, no DataLoader). Larger data
 streams through a DataLoader with pinned memory, using the same permutation. Per batch:
 training-time presence (``config.keep``), then MMA (``p_missing``), then zero-fill.
+
+Under ``torchrun`` (an open process group, see :mod:`umm_helpers.distributed`, notebook 07) the
+same loop trains data-parallel: each rank takes a contiguous slice of every global batch of the
+shared permutation, masks are drawn for the whole global batch and sliced, gradients are
+averaged across ranks before the optimizer step, and only rank 0 writes checkpoints.
 """
 from __future__ import annotations
 
@@ -19,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from umm_helpers import distributed
 from umm_helpers.checkpoint import (CheckpointError, flatten_optimizer, load_tensors,
                                     model_fingerprint, save_tensors, unflatten_optimizer)
 from umm_helpers.config import get_device, progress_enabled
@@ -177,10 +183,15 @@ def use_streaming(config: TrainConfig, device: torch.device, *splits: Split | No
     return False
 
 
-def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
-    """``(start, end)`` of each batch; a trailing batch of one sample is dropped (BatchNorm)."""
+def batch_bounds(n: int, batch_size: int, min_last: int = 2) -> list[tuple[int, int]]:
+    """``(start, end)`` of each batch; a trailing batch under ``min_last`` samples is dropped.
+
+    ``min_last=2`` keeps BatchNorm away from one-sample batches; data-parallel ``fit`` passes
+    ``2 * world_size`` so that every rank's slice of the last batch has at least 2 samples
+    (notebook 07).
+    """
     bounds = [(s, min(s + batch_size, n)) for s in range(0, n, batch_size)]
-    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 2:
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < min_last:
         bounds.pop()
     return bounds
 
@@ -188,15 +199,14 @@ def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
 class _BatchSource(torch.utils.data.Dataset):
     """Streaming path: each item is a whole batch, sliced from CPU tensors by an index batch."""
 
-    def __init__(self, split: Split, keep: dict[str, Tensor]) -> None:
-        self.split, self.keep = split, keep
+    def __init__(self, split: Split) -> None:
+        self.split = split
 
     def __len__(self) -> int:
         return len(self.split)
 
-    def __getitem__(self, idx: Tensor) -> tuple[dict[str, Tensor], dict[str, Tensor], Tensor]:
-        return ({m: x[idx] for m, x in self.split.inputs.items()},
-                {m: k[idx] for m, k in self.keep.items()}, self.split.labels[idx])
+    def __getitem__(self, idx: Tensor) -> tuple[dict[str, Tensor], Tensor]:
+        return {m: x[idx] for m, x in self.split.inputs.items()}, self.split.labels[idx]
 
 
 def _make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
@@ -289,27 +299,22 @@ def _progress(total: int, initial: int, desc: str) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, initial=initial, desc=desc, unit="epoch", leave=False,
-                disable=not progress_enabled())
+                disable=not progress_enabled() or not distributed.is_main())
 
 
-def _resident_batches(train: Split, keep: dict[str, Tensor], perm: Tensor,
-                      bounds: list[tuple[int, int]]) -> Iterator[tuple[dict, dict, Tensor]]:
-    for s, e in bounds:
-        idx = perm[s:e]
-        yield ({m: x[idx] for m, x in train.inputs.items()},
-               {m: k[idx] for m, k in keep.items()}, train.labels[idx])
+def _resident_batches(train: Split, indices: list[Tensor]
+                      ) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
+    for idx in indices:
+        yield {m: x[idx] for m, x in train.inputs.items()}, train.labels[idx]
 
 
-def _streamed_batches(source: _BatchSource, perm: Tensor, bounds: list[tuple[int, int]],
-                      device: torch.device, num_workers: int
-                      ) -> Iterator[tuple[dict, dict, Tensor]]:
-    cpu_perm = perm.cpu()
+def _streamed_batches(source: _BatchSource, indices: list[Tensor], device: torch.device,
+                      num_workers: int) -> Iterator[tuple[dict[str, Tensor], Tensor]]:
     loader = torch.utils.data.DataLoader(
-        source, sampler=[cpu_perm[s:e] for s, e in bounds], batch_size=None,
+        source, sampler=[idx.cpu() for idx in indices], batch_size=None,
         pin_memory=device.type == "cuda", num_workers=num_workers)
-    for x, k, y in loader:
+    for x, y in loader:
         yield ({m: v.to(device, non_blocking=True) for m, v in x.items()},
-               {m: v.to(device, non_blocking=True) for m, v in k.items()},
                y.to(device, non_blocking=True))
 
 
@@ -326,11 +331,22 @@ def fit(model: nn.Module, data: MultiModalDataset | Split | Sequence[Split | Non
     a checkpoint is written every ``checkpoint_every`` epochs and ``resume=True`` continues from
     it. With ``patience > 0``, training stops after that many epochs without a better
     validation score and the best weights are restored.
+
+    Inside an open process group (``torchrun``, notebook 07) ``fit`` trains data-parallel with
+    global batch ``config.batch_size`` (which must divide by the number of processes): see
+    :mod:`umm_helpers.distributed` for what is exact and what (BatchNorm) is not.
     """
     config = (config or TrainConfig()).validate()
     train, val = as_splits(data)
-    if len(train) < 2:
-        raise ValueError(f"fit needs at least 2 training samples, got {len(train)}.")
+    world, rank = distributed.world_size(), distributed.rank()
+    if world > 1 and (config.batch_size % world or config.batch_size // world < 2):
+        raise ValueError(f"TrainConfig.batch_size = {config.batch_size} is invalid with "
+                         f"{world} processes: expected a multiple of {world} giving each "
+                         "process at least 2 samples (it is the global batch size).")
+    if len(train) < 2 * world:
+        per = f" (2 per process, {world} processes)" if world > 1 else ""
+        raise ValueError(f"fit needs at least {2 * world} training samples{per}, "
+                         f"got {len(train)}.")
     if config.patience and val is None:
         raise ValueError("TrainConfig.patience > 0 needs a validation split: pass a "
                          "MultiModalDataset or a pair (train, validation).")
@@ -355,46 +371,60 @@ def fit(model: nn.Module, data: MultiModalDataset | Split | Sequence[Split | Non
     keep = training_presence(len(train), train.modalities, config.keep, seed=config.seed)
     p_missing = config.p_missing or 0.0
     stream = use_streaming(config, device, train, val)
+    keep = {m: k.to(device) for m, k in keep.items()}
     if stream:
-        source = _BatchSource(train, keep)
+        source = _BatchSource(train)
     else:
         train = train.to(device)
-        keep = {m: k.to(device) for m, k in keep.items()}
     val_dev = val.to(device) if (val is not None and not stream) else val
 
     ckpt = Path(checkpoint_dir) / CHECKPOINT_NAME if checkpoint_dir is not None else None
     state, best = _State(), None
     if resume and ckpt is not None and ckpt.exists():
         state, best = _load_checkpoint(ckpt, model, opt, gen, device, config)
+    distributed.broadcast_module(model)  # every rank starts from rank 0's weights
 
     autocast = config.amp and device.type == "cuda"
-    bounds = batch_bounds(len(train), config.batch_size)
+    bounds = batch_bounds(len(train), config.batch_size, min_last=2 * world)
+    shards = [distributed.shard_range(e - s, rank, world) for s, e in bounds]
     bar = _progress(config.epochs, min(state.epoch, config.epochs), desc)
     try:
         while state.epoch < config.epochs and not state.stopped:
             t0 = time.perf_counter()
             model.train()
+            if world > 1:  # dropout etc.: a stream per (seed, rank, epoch), resumable
+                torch.manual_seed(distributed.derive_seed(config.seed, rank, state.epoch))
             perm = torch.randperm(len(train), generator=gen, device=gen.device).to(device)
-            batches = (_streamed_batches(source, perm, bounds, device, config.num_workers)
-                       if stream else _resident_batches(train, keep, perm, bounds))
+            index = [perm[s:e] for s, e in bounds]  # global batches, the same on every rank
+            mine = [idx[lo:hi] for idx, (lo, hi) in zip(index, shards)]
+            batches = (_streamed_batches(source, mine, device, config.num_workers)
+                       if stream else _resident_batches(train, mine))
             total = torch.zeros((), device=device)
-            for x, present, y in batches:
+            for idx, (lo, hi), (x, y) in zip(index, shards, batches):
+                present = {m: k[idx] for m, k in keep.items()}  # masks of the global batch
                 if presence_fn is not None:
                     present = presence_fn(present, gen)
                 elif p_missing > 0:
                     present = mma_presence(present, p_missing, gen)
+                if world > 1:
+                    present = {m: p[lo:hi] for m, p in present.items()}
                 x, present = apply_presence(x, present)
                 with torch.autocast(device_type=device.type, dtype=torch.bfloat16,
                                     enabled=autocast):
                     value = loss_fn(model, x, present, y)
                 opt.zero_grad(set_to_none=True)
                 value.backward()
+                distributed.all_reduce_gradients(params, (hi - lo) / len(idx))
                 opt.step()
                 total += value.detach().float() * y.shape[0]
+            distributed.all_reduce_sum(total)
             train_loss = float(total) / sum(e - s for s, e in bounds)
             seconds = time.perf_counter() - t0
+            distributed.broadcast_module(model, buffers_only=True)  # BatchNorm statistics
             val_score = (score_logits(predict_logits(model, val_dev), val_dev.labels)
                          if val_dev is not None else None)
+            if val_score is not None:
+                val_score = distributed.broadcast_float(val_score)
             state.epoch += 1
             state.history.append({"epoch": state.epoch, "train_loss": train_loss,
                                   "val_score": val_score, "seconds": seconds})
@@ -407,7 +437,9 @@ def fit(model: nn.Module, data: MultiModalDataset | Split | Sequence[Split | Non
                     state.stopped = state.bad_epochs >= config.patience
             if ckpt is not None and (state.epoch % config.checkpoint_every == 0
                                      or state.epoch == config.epochs or state.stopped):
-                _save_checkpoint(ckpt, model, opt, gen, device, state, best, config)
+                if distributed.is_main():
+                    _save_checkpoint(ckpt, model, opt, gen, device, state, best, config)
+                distributed.barrier()
             bar.update(1)
             bar.set_postfix(loss=f"{train_loss:.3f}",
                             val="-" if val_score is None else f"{val_score:.3f}")

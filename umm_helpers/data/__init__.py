@@ -9,7 +9,10 @@ from umm_helpers.data.dataset import MultiModalDataset, Split
 # name -> "module:function"; loaders are imported only when used.
 _REGISTRY: dict[str, str] = {
     "av-digits": "umm_helpers.data.av_digits:load",
+    "av-digits-text": "umm_helpers.data.av_digits_text:load",
     "synthetic": "umm_helpers.data.synthetic:load",
+    "avmnist": "umm_helpers.data.avmnist:load",
+    "avmnist-smil": "umm_helpers.data.avmnist:load_smil",
 }
 
 
