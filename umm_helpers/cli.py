@@ -1,7 +1,10 @@
 """The ``umm`` command (also ``python -m umm_helpers``).
 
   umm data build av-digits [--out DIR]     rebuild the embedded data set (needs espeak-ng)
+  umm data build avmnist --root DIR [--download] [--noise]   build AV-MNIST (MultiBench format)
+  umm data build avmnist-smil --root DIR [--download]        build the SMIL variant
   umm data verify av-digits                check data files against data/SHA256SUMS
+  umm data verify avmnist --root DIR       check every AV-MNIST file (shape, dtype, labels, counts)
   umm data info av-digits                  print sizes and shapes
   umm run --dataset D --method M --seed K  train one method, write runs/D/M/seedK/result.json
   torchrun --nproc_per_node=2 -m umm_helpers run ...   the same, data-parallel (notebook 07)
