@@ -130,3 +130,16 @@ def test_multilabel_model_trains_and_scores_with_f1():
     table = MaskTable.create(len(ds.test), ds.modalities, 0)
     assert scores == {c: pats.condition_score(c, table) for c in scores}
     assert 0.3 < scores["full"] <= 1.0
+
+
+def test_package_level_evaluate_is_callable_after_the_submodule_is_imported():
+    import umm_helpers as umm
+    import umm_helpers.evaluate as module  # importing binds the submodule on the package
+
+    ds = tiny_dataset()
+    model = late_model(ds).eval()
+    assert umm.evaluate is module
+    conditions = ["full"] + [f"miss:{m}" for m in ds.modalities]
+    scores = umm.evaluate(model, ds.test, conditions)
+    assert scores == evaluate(model, ds.test, conditions)
+    assert set(scores) == set(conditions)

@@ -112,3 +112,12 @@ def test_lab_opens_the_first_notebook_with_widgets_extension():
     dry = subprocess.run([sys.executable, "-m", "umm_helpers", "lab", "--dry-run", "--port", "8899"],
                          capture_output=True, text=True, check=True)
     assert "http://127.0.0.1:8899/lab/tree/00_setup_and_data.ipynb?token=" in dry.stdout
+
+
+def test_every_public_name_resolves_even_after_submodule_imports():
+    code = ("import umm_helpers as umm, importlib; "
+            "[importlib.import_module('umm_helpers.' + m) for m in set(umm._EXPORTS.values())]; "
+            "bad = [n for n in umm._EXPORTS if not (callable(getattr(umm, n)) or n == 'METHODS')]; "
+            "print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -8,6 +8,8 @@ the same samples.
 from __future__ import annotations
 
 import itertools
+import sys
+import types
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
@@ -196,3 +198,16 @@ def sweep(model: nn.Module | PatternLogits, split: Split, rates: Sequence[float]
     table = MaskTable.create(len(split), split.modalities, seed)
     return {key: [pats.condition_score(c, table) for c in conds]
             for key, conds in sweep_conditions(split.modalities, rates).items()}
+
+
+class _CallableModule(types.ModuleType):
+    """Lets ``umm.evaluate(model, split, ...)`` work although this module is also named
+    ``evaluate``: importing a submodule binds it on the package, hiding a function of the same
+    name, so the module itself forwards calls to :func:`evaluate`."""
+
+    def __call__(self, model: nn.Module, split: Split, conditions: Sequence[str] | None = None,
+                 seed: int = 0, batch_size: int = EVAL_BATCH) -> dict[str, float]:
+        return evaluate(model, split, conditions, seed, batch_size)
+
+
+sys.modules[__name__].__class__ = _CallableModule
