@@ -85,17 +85,9 @@ def load_runs(dataset: MultiModalDataset, keys: Sequence[RunKey], config: Any = 
 
 def cached_run(name: str, dataset: MultiModalDataset, config: Any = None) -> Any | None:
     """The cached ``Run`` of ``run_method(name, dataset, config=config)``, or None (no training)."""
-    from umm_helpers import methods
-    from umm_helpers.runs import cache_dir, load_result, run_key
-    from umm_helpers.train import TrainConfig
+    from umm_helpers.methods import cached_run as lookup
 
-    cfg = methods.method_config(name, (config or TrainConfig()).validate())
-    ids = {m: i for m, i in methods._identities(dataset, None).items()
-           if m in methods._modalities_of(name, dataset) and name != "early"}
-    folder = cache_dir(dataset.name, name, run_key(dataset.checksum, name, cfg.to_dict(), ids))
-    if load_result(folder) is None:
-        return None
-    return methods.run_method(name, dataset, config=config)
+    return lookup(name, dataset, config=config)
 
 
 def run_label(key: RunKey) -> str:

@@ -255,6 +255,38 @@ def summarize_model(model: nn.Module, dataset: MultiModalDataset) -> dict[str, A
             "aurc": {k: aurc(DEFAULT_RATES, v) for k, v in sweeps.items()}}
 
 
+def _resolve(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None,
+             config: TrainConfig | None) -> tuple[TrainConfig, dict[str, str], str]:
+    """The effective config, encoder identities and cache key of a run (nothing is loaded)."""
+    check_method(name, dataset.modalities)
+    cfg = method_config(name, (config or TrainConfig()).validate())
+    unknown = sorted(set(cfg.keep) - set(dataset.modalities))
+    if unknown:
+        raise ValueError(f"TrainConfig.keep names modalities {unknown}; the data set has "
+                         f"{dataset.modalities}.")
+    ids = {m: i for m, i in _identities(dataset, encoders).items()
+           if m in _modalities_of(name, dataset) and name != "early"}
+    return cfg, ids, run_key(dataset.checksum, name, cfg.to_dict(), ids)
+
+
+def _load_cached(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None,
+                 folder: Path, device: torch.device) -> Run | None:
+    cached = load_result(folder)
+    if cached is None:
+        return None
+    model = build_model(name, dataset, _factories(dataset, encoders))
+    load_weights(folder, model)
+    return Run(model.to(device).eval(), cached["history"], cached, True, folder)
+
+
+def cached_run(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None = None,
+               config: TrainConfig | None = None) -> Run | None:
+    """The run ``run_method`` would return from the run cache, or None; never trains."""
+    cfg, _, key = _resolve(name, dataset, encoders, config)
+    return _load_cached(name, dataset, encoders, cache_dir(dataset.name, name, key),
+                        resolve_device(cfg))
+
+
 def run_method(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None = None,
                config: TrainConfig | None = None, cache: bool = True) -> Run:
     """Train method ``name`` on ``dataset`` (or load it from the run cache) and score it.
@@ -264,24 +296,13 @@ def run_method(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | No
     ``ume-mma`` reuse the cached uni-modal runs. ``result`` holds the test scores under
     ``full`` and ``miss:<m>``, the missing-rate sweeps, AURC per sweep and ``train_seconds``.
     """
-    check_method(name, dataset.modalities)
-    cfg = method_config(name, (config or TrainConfig()).validate())
-    unknown = sorted(set(cfg.keep) - set(dataset.modalities))
-    if unknown:
-        raise ValueError(f"TrainConfig.keep names modalities {unknown}; the data set has "
-                         f"{dataset.modalities}.")
-    ids = {m: i for m, i in _identities(dataset, encoders).items()
-           if m in _modalities_of(name, dataset) and name != "early"}
-    key = run_key(dataset.checksum, name, cfg.to_dict(), ids)
+    cfg, ids, key = _resolve(name, dataset, encoders, config)
     folder = cache_dir(dataset.name, name, key) if cache else None
     device = resolve_device(cfg)
-
     if folder is not None:
-        cached = load_result(folder)
-        if cached is not None:
-            model = build_model(name, dataset, _factories(dataset, encoders))
-            load_weights(folder, model)
-            return Run(model.to(device).eval(), cached["history"], cached, True, folder)
+        found = _load_cached(name, dataset, encoders, folder, device)
+        if found is not None:
+            return found
 
     recipe = _Recipe(name, dataset, encoders, cfg, cache, folder)
     start = time.perf_counter()
@@ -290,8 +311,9 @@ def run_method(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | No
     result: dict[str, Any] = {
         "method": name, "dataset": dataset.name, "checksum": dataset.checksum, "key": key,
         "version": package_version(), "config": cfg.to_dict(), "encoders": ids,
-        "train_seconds": seconds - recipe.nested_wall + recipe.reused_seconds, "history": recipe.history,
-        "unimodal_scores": recipe.unimodal_scores, **summarize_model(model, dataset)}
+        "train_seconds": seconds - recipe.nested_wall + recipe.reused_seconds,
+        "history": recipe.history, "unimodal_scores": recipe.unimodal_scores,
+        **summarize_model(model, dataset)}
     if folder is not None:
         save_run(folder, model, result)
         clear_checkpoints(folder)

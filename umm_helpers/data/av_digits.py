@@ -234,16 +234,16 @@ def read_split(path: Path, cfg: BuildConfig = BuildConfig()) -> dict[str, np.nda
     import datasets
     import pyarrow.parquet as pq
 
-    ds = datasets.Dataset(pq.read_table(path)).with_format("numpy")
+    plain = datasets.Dataset(pq.read_table(path))
+    ds = plain.with_format("numpy")
     n = len(ds)
-    wave_bytes = ds.with_format(None)["waveform"]
     return {
         "label": np.asarray(ds["label"], dtype=np.int64),
         "image": np.asarray(ds["image"], dtype=np.uint8).reshape(n, 1, 8, 8),
         "spectrogram": np.asarray(ds["spectrogram"], dtype=np.uint8).reshape(
             n, 1, cfg.n_mels, cfg.frames),
-        "waveform": np.frombuffer(b"".join(wave_bytes), dtype=np.uint8).reshape(n, -1),
-        **{k: np.asarray(ds.with_format(None)[k]) for k in
+        "waveform": np.frombuffer(b"".join(plain["waveform"]), dtype=np.uint8).reshape(n, -1),
+        **{k: np.asarray(plain[k]) for k in
            ("speaker", "accent", "variant", "speed", "pitch", "image_index")},
     }
 
@@ -255,10 +255,7 @@ def load(root: str | Path | None = None, verify_sums: bool = True) -> MultiModal
     Per-sample metadata (speaker, accent, variant, speed, pitch, waveform) is in ``split.meta``.
     """
     root = Path(root) if root is not None else data_dir()
-    if verify_sums:
-        verify(root, FILES, REBUILD)
-    from umm_helpers.data.checksums import read_sums
-
+    sums = verify(root, FILES, REBUILD) if verify_sums else {}
     splits = []
     for s, rel in zip(SPLITS, FILES):
         a = read_split(root / rel)
@@ -267,7 +264,6 @@ def load(root: str | Path | None = None, verify_sums: bool = True) -> MultiModal
         meta = {k: a[k] for k in ("speaker", "accent", "variant", "speed", "pitch",
                                   "image_index", "waveform")}
         splits.append(Split(inputs, torch.from_numpy(a["label"]), list(WORDS), s, meta))
-    sums = read_sums(root) if verify_sums else {}
     checksum = "-".join(sums.get(f, "")[:8] for f in FILES) if sums else ""
     return MultiModalDataset(*splits, name=NAME, checksum=checksum,
                              info={"rate": BuildConfig().rate, "root": str(root)})

@@ -37,8 +37,11 @@ def read_sums(root: Path) -> dict[str, str]:
     return sums
 
 
-def verify(root: Path, names: Iterable[str], rebuild: str) -> None:
-    """Check each file against ``SHA256SUMS``; raise naming file, hashes and the fix."""
+def verify(root: Path, names: Iterable[str], rebuild: str) -> dict[str, str]:
+    """Check each file against ``SHA256SUMS``; raise naming file, hashes and the fix.
+
+    Returns the sums that were checked against, so callers need not read the file again.
+    """
     root = Path(root)
     sums = read_sums(root)
     for name in names:
@@ -55,6 +58,7 @@ def verify(root: Path, names: Iterable[str], rebuild: str) -> None:
             raise DataIntegrityError(f"{path} is corrupt or changed: expected sha256 "
                                      f"{sums[name]}, actual {actual}. Restore it with "
                                      f"`git checkout data/` or rebuild it with `{rebuild}`.")
+    return sums
 
 
 def update_sums(root: Path, names: Iterable[str]) -> None:
