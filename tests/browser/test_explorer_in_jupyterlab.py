@@ -28,6 +28,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--disable-quic"]
 RUN_ALL_TIMEOUT_S = 170
+WIDGET_TIMEOUT_MS = 90_000
 pytestmark = pytest.mark.browser
 
 
@@ -143,9 +144,11 @@ def test_explorer_renders_and_slider_changes_the_result(lab):
 
             outputs = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
             assert "Traceback" not in outputs, "a cell raised an error"
-            assert page.locator("text=Loading widget...").count() == 0
             explorer = page.locator(".widget-interact").filter(
                 has=page.locator(".widget-label", has_text="image missing")).first
+            # the widget manager may still be rendering views after the last prompt is set
+            explorer.wait_for(state="attached", timeout=WIDGET_TIMEOUT_MS)
+            assert page.locator("text=Loading widget...").count() == 0
             explorer.scroll_into_view_if_needed()
             slider = explorer.locator(".widget-slider").filter(
                 has=page.locator(".widget-label", has_text="image missing")).first
