@@ -48,6 +48,20 @@ def vector_model(dataset: MultiModalDataset, seed: int = 0) -> LateFusionModel:
     return LateFusionModel(enc, dataset.num_classes, {m: 16 for m in enc})
 
 
+def batchnorm_model(dataset: MultiModalDataset, seed: int = 0) -> LateFusionModel:
+    """Late fusion of MLP encoders with BatchNorm (per-shard statistics unless synced).
+
+    The layer before BatchNorm has no bias, as in ``ConvEncoder``: such a bias has a gradient
+    of exactly zero in theory, so Adam would turn its rounding noise into steps of size lr.
+    """
+    torch.manual_seed(seed)
+    enc = {m: nn.Sequential(nn.Flatten(), nn.Linear(int(x.shape[1]), 32, bias=False),
+                            nn.BatchNorm1d(32),
+                            nn.ReLU(), nn.Linear(32, 16), nn.ReLU())
+           for m, x in dataset.train.inputs.items()}
+    return LateFusionModel(enc, dataset.num_classes, {m: 16 for m in enc})
+
+
 @pytest.fixture(autouse=True)
 def _quiet(monkeypatch, tmp_path):
     monkeypatch.setenv("UMM_PROGRESS", "0")
@@ -68,6 +82,16 @@ def test_launch_info_reads_torchrun_variables(monkeypatch):
     monkeypatch.setenv("RANK", "x")
     with pytest.raises(ValueError, match="integers"):
         distributed.launch_info()
+
+
+def test_more_processes_than_gpus_is_refused_with_the_fix(monkeypatch):
+    for var, value in (("RANK", "1"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "1")):
+        monkeypatch.setenv(var, value)
+    monkeypatch.setenv("UMM_DEVICE", "cuda")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(RuntimeError, match=r"1 CUDA device.*--nproc_per_node=1.*UMM_DEVICE=cpu"):
+        distributed.init()
+    assert not distributed.is_initialized()
 
 
 def test_single_process_helpers_are_no_ops():
@@ -119,7 +143,7 @@ CHILD = textwrap.dedent("""
     sys.path.insert(0, {tests!r})
     import torch.distributed as dist
     from safetensors.torch import save_file
-    from test_distributed import CONFIG, vector_dataset, vector_model
+    from test_distributed import CONFIG, batchnorm_model, vector_dataset, vector_model
     from umm_helpers import distributed
     from umm_helpers.cli import main
     from umm_helpers.data import register_dataset
@@ -140,9 +164,18 @@ CHILD = textwrap.dedent("""
         save_file({{k: v.contiguous() for k, v in model.state_dict().items()}},
                   str(out / f"weights{{rank}}.safetensors"))
         (out / f"info{{rank}}.json").write_text(json.dumps(info))
+        for synced in (True, False):
+            bn = batchnorm_model(ds, seed=rank)
+            fit(bn, ds, CONFIG.replace(sync_batchnorm=synced))
+            assert all("forward" not in m.__dict__ for m in bn.modules())  # layers restored
+            save_file({{k: v.contiguous() for k, v in bn.state_dict().items()}},
+                      str(out / f"bn{{int(synced)}}-{{rank}}.safetensors"))
         register_dataset("tiny-vectors", vector_dataset)
         code = main(["run", "--dataset", "tiny-vectors", "--method", "joint-mma",
                      "--epochs", "2", "--out", str(out / "cli")])
+        code += main(["compare", "--dataset", "tiny-vectors", "--methods", "joint,ume",
+                      "--seeds", "0", "--epochs", "1", "--sync-batchnorm",
+                      "--out", str(out / "compare")])
     sys.exit(code)
 """)
 
@@ -200,7 +233,26 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     result = json.loads(written[0].read_text())
     assert result["method"] == "joint-mma" and 0.25 < result["scores"]["full"] <= 1
     assert len(result["history"]) == 2
-    cached = list((tmp_path / "runs").rglob("result.json"))
+    cached = list((tmp_path / "runs").rglob("joint-mma/*/result.json"))
     assert len(cached) == 1 and not list(cached[0].parent.glob("ckpt-*"))
     assert not list(tmp_path.rglob("*.tmp"))
     assert proc.stdout.count("joint-mma seed 0:") == 1
+
+    # BatchNorm: synced statistics match one process; per-shard statistics do not
+    single_bn = batchnorm_model(ds, seed=0)
+    fit(single_bn, ds, CONFIG)
+    want = single_bn.state_dict()
+    for synced, bound in ((1, TOLERANCE), (0, None)):
+        got = [load_file(str(out / f"bn{synced}-{r}.safetensors")) for r in (0, 1)]
+        assert all(torch.equal(got[0][k], got[1][k]) for k in want)
+        gap = max(float((got[0][k].float() - want[k].float()).abs().max()) for k in want)
+        print(f"BatchNorm {'synced' if synced else 'per shard'}: max weight gap {gap:.3g}")
+        if bound is not None:
+            assert gap < bound, f"synced BatchNorm: max |w_2proc - w_1proc| = {gap:.3g}"
+        else:
+            assert gap > 100 * TOLERANCE, f"per-shard BatchNorm unexpectedly exact ({gap:.3g})"
+
+    # umm compare under torchrun: one table, written once by rank 0
+    assert proc.stdout.count("| method |") == 1
+    assert sorted(p.name for p in (out / "compare").iterdir()) == ["compare.csv", "compare.md"]
+    assert "| ume |" in (out / "compare" / "compare.md").read_text()

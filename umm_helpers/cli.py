@@ -6,10 +6,13 @@
   umm data verify av-digits                check data files against data/SHA256SUMS
   umm data verify avmnist --root DIR       check every AV-MNIST file (shape, dtype, labels, counts)
   umm data info av-digits                  print sizes and shapes
+  umm data verify|info food101|mmimdb --root DIR   check / load a vision-language data set
   umm run --dataset D --method M --seed K  train one method, write runs/D/M/seedK/result.json
-  torchrun --nproc_per_node=2 -m umm_helpers run ...   the same, data-parallel (notebook 07)
+  torchrun --nproc_per_node=2 -m umm_helpers run|compare ... [--sync-batchnorm]
+                                           the same, data-parallel (notebook 07)
   umm compare --dataset D --methods all --seeds 0,1,2
   umm bench --dataset D [--widgets]
+  umm bench --dataset avmnist-shapes --methods all   wall time per method at AV-MNIST size
   umm course [--inplace]                   execute every notebook (used by make course/notebooks)
   umm lab [--port N] [--dry-run]           JupyterLab on the course, opened on the first notebook
   umm gpu-check                            on a CUDA machine: tests, notebooks, bench, one report
@@ -28,9 +31,12 @@ def _data(args: argparse.Namespace) -> int:
 
     if args.name in ("avmnist", "avmnist-smil"):
         return _data_avmnist(args)
+    if args.name in ("food101", "mmimdb") and args.action != "build":
+        return _data_vision_language(args)
     if args.name != "av-digits":
         raise SystemExit(f"umm data: only 'av-digits', 'avmnist' and 'avmnist-smil' are built by "
-                         f"this command, got {args.name!r}.")
+                         f"this command ('food101' and 'mmimdb' can be verified and shown: "
+                         f"umm data verify|info NAME --root DIR), got {args.action} {args.name!r}.")
     from umm_helpers.data import av_digits
 
     if args.action == "build":
@@ -73,6 +79,23 @@ def _data_avmnist(args: argparse.Namespace) -> int:
             verify(sums.parent, files, f"umm data build {args.name} --root DIR")
         print(f"{args.name}: every file has the expected shape, dtype and labels "
               f"(rows: {rows}){'; all match SHA256SUMS' if sums.exists() else ''}")
+        return 0
+    print(json.dumps(load_dataset(args.name, root=root).summary(), indent=2))
+    return 0
+
+
+def _data_vision_language(args: argparse.Namespace) -> int:
+    """``umm data verify|info food101|mmimdb --root DIR``: check the files, or load and summarise."""
+    from importlib import import_module
+
+    from umm_helpers.data import load_dataset
+
+    root = args.root or args.out
+    if args.action == "verify":
+        read = getattr(import_module(f"umm_helpers.data.{args.name}"), f"read_{args.name}")
+        sizes = {split: len(table) for split, table in read(root).items()}
+        print(f"{args.name}: every row's text is read and its image file is present; rows "
+              f"per split: {sizes} (`umm data info` also decodes every image)")
         return 0
     print(json.dumps(load_dataset(args.name, root=root).summary(), indent=2))
     return 0
@@ -140,7 +163,7 @@ def _lab(args: argparse.Namespace) -> int:
 def _gpu_check(args: argparse.Namespace) -> int:
     from umm_helpers import gpu_check
 
-    return gpu_check.run_gpu_check()
+    return gpu_check.run_gpu_check(jobs=args.jobs, method_epochs=args.method_epochs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -153,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", help="data set name, e.g. av-digits")
     p.add_argument("--out", default=None, help="data folder (default: the repo's data/)")
     p.add_argument("--root", default=None,
-                   help="avmnist / avmnist-smil: the data set folder (default: $UMM_DATA_ROOT)")
+                   help="avmnist, avmnist-smil, food101, mmimdb: the data set folder "
+                        "(default: $UMM_DATA_ROOT)")
     p.add_argument("--source", default=None,
                    help="avmnist build: folder of MNIST / FSDD / ESC-50 (default: ROOT/sources)")
     p.add_argument("--download", action="store_true",
@@ -167,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--sync-batchnorm", action="store_true",
+                   help="under torchrun: BatchNorm statistics over the global batch")
     p.add_argument("--out", default=None, help="runs folder (default: runs/)")
     p.set_defaults(func=_run)
 
@@ -175,12 +201,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", default="all")
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--sync-batchnorm", action="store_true",
+                   help="under torchrun: BatchNorm statistics over the global batch")
     p.add_argument("--out", default=None, help="runs folder (default: runs/)")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("bench", help="engine speed (or widget latency with --widgets)")
     p.add_argument("--dataset", default="av-digits")
     p.add_argument("--widgets", action="store_true")
+    p.add_argument("--methods", default=None,
+                   help="time these methods (e.g. all) instead of the engine benchmark")
+    p.add_argument("--epochs", type=int, default=2, help="with --methods: epochs per stage")
+    p.add_argument("--estimate-epochs", type=int, default=20,
+                   help="with --methods: extrapolate wall times to this many epochs")
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--scale", type=float, default=None,
+                   help="with --dataset avmnist-shapes: fraction of AV-MNIST's size")
     p.add_argument("--out", default=None)
     p.set_defaults(func=_bench)
 
@@ -197,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_lab)
 
     p = sub.add_parser("gpu-check", help="unit tests, notebooks and bench on a CUDA GPU, one report")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="test processes (default: min(8, CPU count))")
+    p.add_argument("--method-epochs", type=int, default=2,
+                   help="epochs per stage when timing every method on avmnist-shapes")
     p.set_defaults(func=_gpu_check)
     return parser
 

@@ -21,7 +21,7 @@ How ``fit`` uses it (the global batch stays ``TrainConfig.batch_size``):
   task loss) this is the single-process gradient up to floating-point reduction order;
 - checkpoints and result files are written by rank 0 only; the others wait at a barrier.
 
-BatchNorm layers normalise with the statistics of each rank's shard (no SyncBatchNorm), so a
+By default BatchNorm layers normalise with the statistics of each rank's shard, so a
 model with BatchNorm trained on N processes is close to, not equal to, its single-process run
 (on the tiny test task with the default conv encoders, 2 processes of 8 samples each: weights
 differ by about 1e-2 after one epoch, validation accuracy by up to 2 of 48 samples after five).
@@ -30,6 +30,14 @@ and the run cache keys such runs by the number of processes. A model without Bat
 without dropout) matches the single-process run to float rounding: ``tests/test_distributed.py``
 asserts a max absolute weight difference below 1e-5 (measured: 3e-8). Dropout draws from a
 per-rank stream seeded by ``(seed, rank, epoch)``, see :func:`derive_seed`.
+
+``TrainConfig(sync_batchnorm=True)`` (``--sync-batchnorm``) makes BatchNorm use the statistics
+of the whole global batch instead (:func:`synced_batchnorm`, which works on CPU with gloo as
+well as on CUDA with NCCL): a BatchNorm model then matches its single-process run to float
+rounding too (2 gloo processes, 3 epochs of the tiny test task: max weight gap 2.4e-7 synced,
+0.22 with per-shard statistics), at the cost of two small collectives per BatchNorm layer. A
+layer feeding BatchNorm should have no bias (as in ``ConvEncoder``): that bias's gradient is zero
+in theory, and Adam turns its rounding noise into steps of size ``lr`` on any number of processes.
 """
 from __future__ import annotations
 
@@ -37,8 +45,9 @@ import contextlib
 import functools
 import hashlib
 import os
+import types
 from dataclasses import dataclass
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -114,6 +123,12 @@ def init(backend: str | None = None) -> bool:
 
     cuda = get_device().type == "cuda"
     if cuda:
+        gpus = torch.cuda.device_count()
+        if info.local_rank >= gpus:
+            raise RuntimeError(
+                f"torchrun started process {info.local_rank} on this machine but it has {gpus} "
+                f"CUDA device(s): each process needs its own GPU. Use --nproc_per_node={gpus}, "
+                "or train on the CPU with UMM_DEVICE=cpu (gloo backend).")
         torch.cuda.set_device(info.local_rank)
     dist.init_process_group(backend or ("nccl" if cuda else "gloo"), init_method="env://",
                             rank=info.rank, world_size=info.world_size)
@@ -223,3 +238,74 @@ def broadcast_float(value: float, src: int = 0) -> float:
     t = torch.tensor([value], dtype=torch.float64, device=_comm_device(torch.device("cpu")))
     dist.broadcast(t, src)
     return float(t.item())
+
+
+class _SumOverRanks(torch.autograd.Function):
+    """``all_reduce`` (sum) whose backward sums the gradients over ranks the same way."""
+
+    @staticmethod
+    def forward(ctx: object, value: Tensor) -> Tensor:  # type: ignore[override]
+        out = value.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: object, grad: Tensor) -> Tensor:  # type: ignore[override]
+        out = grad.contiguous().clone()
+        dist.all_reduce(out)
+        return out
+
+
+def _global_mean(value: Tensor, count: Tensor) -> Tensor:
+    """Sum of ``value`` over ranks divided by ``count`` (differentiable across ranks)."""
+    return _SumOverRanks.apply(value) / count
+
+
+def _synced_forward(self: nn.modules.batchnorm._BatchNorm, x: Tensor) -> Tensor:
+    """BatchNorm over the global batch: mean, then variance, each summed over ranks.
+
+    Two passes (mean first, then the mean squared deviation) for the same accuracy as one
+    process; the collectives are differentiable, so every rank's gradient includes the other
+    ranks' share through the statistics. Falls back to the layer's own forward in eval mode,
+    without a process group, or when running statistics are used for training.
+    """
+    if not (self.training and world_size() > 1) or (
+            not self.track_running_stats and self.running_mean is not None):
+        return type(self).forward(self, x)
+    dims = [0, *range(2, x.dim())]
+    shape = [1, x.shape[1]] + [1] * (x.dim() - 2)
+    xf = x.float()
+    count = all_reduce_sum(torch.tensor(float(xf.numel() // xf.shape[1]), device=x.device))
+    mean = _global_mean(xf.sum(dims), count)
+    centred = xf - mean.view(shape)
+    var = _global_mean(centred.pow(2).sum(dims), count)
+    if self.track_running_stats and self.running_mean is not None:
+        with torch.no_grad():
+            self.num_batches_tracked.add_(1)
+            m = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                 else self.momentum)
+            unbiased = var * (count / (count - 1).clamp(min=1))
+            self.running_mean.mul_(1 - m).add_(mean.detach(), alpha=m)
+            self.running_var.mul_(1 - m).add_(unbiased.detach(), alpha=m)
+    y = centred * torch.rsqrt(var.view(shape) + self.eps)
+    if self.affine:
+        y = y * self.weight.view(shape) + self.bias.view(shape)
+    return y.to(x.dtype)
+
+
+def synced_batchnorm(module: nn.Module) -> Callable[[], None]:
+    """Make every BatchNorm layer of ``module`` normalise over the global batch.
+
+    Replaces each layer's ``forward`` in place (parameters, buffers and ``state_dict`` keys are
+    untouched, so checkpoints stay ordinary BatchNorm checkpoints) and returns a function that
+    restores the original ``forward``. Outside ``torchrun`` the layers behave as before.
+    """
+    layers = [m for m in module.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    for layer in layers:
+        layer.forward = types.MethodType(_synced_forward, layer)  # type: ignore[method-assign]
+
+    def restore() -> None:
+        for layer in layers:
+            layer.__dict__.pop("forward", None)
+
+    return restore

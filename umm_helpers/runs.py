@@ -32,6 +32,8 @@ WEIGHTS = "model.safetensors"
 RESULT = "result.json"
 # Config fields that never change what a run learns, left out of the cache key.
 KEY_FREE_FIELDS = ("device", "stream", "num_workers", "checkpoint_every")
+# Fields added later, left out of the key while off, so earlier cached runs keep their keys.
+DEFAULT_FREE_FIELDS = ("sync_batchnorm",)
 
 
 def package_version() -> str:
@@ -79,6 +81,9 @@ def encoder_identity(factory: Callable[[], nn.Module] | nn.Module) -> str:
         for k, v in sorted(factory.state_dict().items()):
             digest.update(k.encode())
             digest.update(v.detach().cpu().contiguous().numpy().tobytes())
+        extra = getattr(factory, "cache_identity", None)  # e.g. a frozen model's files + options
+        if extra is not None:
+            digest.update(str(extra).encode())
         return f"{type(factory).__module__}.{type(factory).__qualname__}@{digest.hexdigest()[:12]}"
     if isinstance(factory, functools.partial):
         args = ", ".join([_stable_repr(a) for a in factory.args]
@@ -108,7 +113,8 @@ def run_key(checksum: str, method: str, config: Mapping[str, Any],
     """
     payload: dict[str, Any] = {
         "checksum": checksum, "method": method, "version": package_version(),
-        "config": {k: v for k, v in sorted(config.items()) if k not in KEY_FREE_FIELDS},
+        "config": {k: v for k, v in sorted(config.items()) if k not in KEY_FREE_FIELDS
+                   and not (k in DEFAULT_FREE_FIELDS and v is False)},
         "encoders": dict(sorted(encoders.items()))}
     if distributed.world_size() > 1:
         payload["world_size"] = distributed.world_size()
@@ -182,7 +188,8 @@ def result_path(dataset_name: str, method: str, seed: int, out: str | Path | Non
 def _config_from_args(args: Any, seed: int) -> Any:
     from umm_helpers.train import TrainConfig
 
-    config = TrainConfig(seed=int(seed))
+    config = TrainConfig(seed=int(seed),
+                         sync_batchnorm=bool(getattr(args, "sync_batchnorm", False)))
     epochs = getattr(args, "epochs", None)
     return config.replace(epochs=int(epochs)) if epochs else config
 
@@ -302,15 +309,27 @@ def compare(dataset_name: str, methods: str | Sequence[str] = "all",
                            for s in seed_list]
     table = summarize(results)
     folder = Path(out) if out is not None else runs_dir() / data.name
-    table.csv_path = atomic_write_text(folder / "compare.csv", table.to_csv())
-    table.markdown_path = atomic_write_text(folder / "compare.md", table.to_markdown())
+    csv_path, md_path = folder / "compare.csv", folder / "compare.md"
+    if distributed.is_main():
+        atomic_write_text(csv_path, table.to_csv())
+        atomic_write_text(md_path, table.to_markdown())
+    distributed.barrier()
+    table.csv_path, table.markdown_path = csv_path, md_path
     return table
 
 
 def compare_cli(args: Any) -> int:
-    """``umm compare``: print the Markdown table and where the files went."""
-    table = compare(args.dataset, getattr(args, "methods", "all"), getattr(args, "seeds", "0"),
-                    getattr(args, "epochs", None), getattr(args, "out", None))
-    print(table.to_markdown(), end="")
-    print(f"written: {table.csv_path} {table.markdown_path}")
+    """``umm compare``: print the Markdown table and where the files went.
+
+    Under ``torchrun`` every method trains data-parallel; rank 0 writes and prints.
+    """
+    with distributed.session():
+        config = _config_from_args(args, 0)
+        table = compare(args.dataset, getattr(args, "methods", "all"),
+                        getattr(args, "seeds", "0"), None, getattr(args, "out", None),
+                        config=config)
+        if distributed.is_main():
+            print(table.to_markdown(), end="")
+            print(f"written: {table.csv_path} {table.markdown_path}")
+        distributed.barrier()
     return 0

@@ -70,6 +70,7 @@ class TrainConfig:
     finetune_lr_scale: float = 0.3
     finetune_epochs: int | None = None
     num_workers: int = 0
+    sync_batchnorm: bool = False
 
     def validate(self) -> "TrainConfig":
         """Raise ``ValueError`` naming the first bad field and its valid range."""
@@ -102,6 +103,8 @@ class TrainConfig:
             raise bad("device", "None (auto) or a device name such as 'cpu' or 'cuda'")
         if not isinstance(self.amp, bool):
             raise bad("amp", "True or False")
+        if not isinstance(self.sync_batchnorm, bool):
+            raise bad("sync_batchnorm", "True or False")
         if not is_int(self.patience) or self.patience < 0:
             raise bad("patience", "an integer >= 0 (0 turns early stopping off)")
         if not is_int(self.checkpoint_every) or self.checkpoint_every < 1:
@@ -384,6 +387,8 @@ def fit(model: nn.Module, data: MultiModalDataset | Split | Sequence[Split | Non
         state, best = _load_checkpoint(ckpt, model, opt, gen, device, config)
     distributed.broadcast_module(model)  # every rank starts from rank 0's weights
 
+    restore_batchnorm = (distributed.synced_batchnorm(model)
+                         if world > 1 and config.sync_batchnorm else None)
     autocast = config.amp and device.type == "cuda"
     bounds = batch_bounds(len(train), config.batch_size, min_last=2 * world)
     shards = [distributed.shard_range(e - s, rank, world) for s, e in bounds]
@@ -413,8 +418,12 @@ def fit(model: nn.Module, data: MultiModalDataset | Split | Sequence[Split | Non
                                     enabled=autocast):
                     value = loss_fn(model, x, present, y)
                 opt.zero_grad(set_to_none=True)
-                value.backward()
-                distributed.all_reduce_gradients(params, (hi - lo) / len(idx))
+                # Each rank's loss is a mean over its shard; scaled by world * shard / batch,
+                # every sample of the global batch weighs the same on every rank, so the
+                # gradients summed over ranks / world are the global-batch gradient (also
+                # through the global statistics of synced BatchNorm).
+                (value * (world * (hi - lo) / len(idx))).backward()
+                distributed.all_reduce_gradients(params, 1.0 / world)
                 opt.step()
                 total += value.detach().float() * y.shape[0]
             distributed.all_reduce_sum(total)
@@ -445,6 +454,8 @@ def fit(model: nn.Module, data: MultiModalDataset | Split | Sequence[Split | Non
                             val="-" if val_score is None else f"{val_score:.3f}")
     finally:
         bar.close()
+        if restore_batchnorm is not None:
+            restore_batchnorm()
         for p, flag in saved_flags:
             p.requires_grad_(flag)
     if config.patience and best is not None:
