@@ -287,6 +287,26 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()[:12]
 
 
+MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".txt")
+
+
+def model_files_digest(folder: str | Path, suffixes: Sequence[str] = MODEL_FILE_SUFFIXES,
+                       recursive: bool = True) -> str | None:
+    """12 hex digits naming a model folder's files (weights, configs, vocabularies), or None.
+
+    sha256 over each file's relative path and content digest, in sorted order; only files whose
+    suffix is in ``suffixes`` count (``recursive=False``: only the folder's top level). Used by
+    :func:`sentence_identity` and :mod:`umm_helpers.hf_text` for feature- and run-cache keys.
+    """
+    root = Path(folder)
+    found = root.rglob("*") if recursive else root.iterdir()
+    files = sorted(p for p in found if p.is_file() and p.suffix in tuple(suffixes))
+    if not files:
+        return None
+    parts = [f"{p.relative_to(root)}:{_file_digest(p)}" for p in files]
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
+
+
 def sentence_identity(path: str | Path | None = None) -> str:
     """Stable name of a sentence encoder, without loading it (for feature-cache keys).
 
@@ -296,12 +316,10 @@ def sentence_identity(path: str | Path | None = None) -> str:
     if path is None:
         return f"{SENTENCE_PACKAGE}=={sentence_package_version()}:{SENTENCE_MODEL}"
     folder = Path(path)
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and (
-        p.suffix in (".safetensors", ".bin", ".json", ".txt")))
-    if not files:
+    digest = model_files_digest(folder)
+    if digest is None:
         raise SentenceEncoderUnavailable(f"no model files found under {folder}.")
-    parts = [f"{p.relative_to(folder)}:{_file_digest(p)}" for p in files]
-    return f"sentence-transformers:{hashlib.sha256('|'.join(parts).encode()).hexdigest()[:12]}"
+    return f"sentence-transformers:{digest}"
 
 
 class SentenceEncoder(nn.Module):

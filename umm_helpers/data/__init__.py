@@ -13,6 +13,9 @@ _REGISTRY: dict[str, str] = {
     "synthetic": "umm_helpers.data.synthetic:load",
     "avmnist": "umm_helpers.data.avmnist:load",
     "avmnist-smil": "umm_helpers.data.avmnist:load_smil",
+    "food101": "umm_helpers.data.food101:load_food101",
+    "mmimdb": "umm_helpers.data.mmimdb:load_mmimdb",
+    "avmnist-shapes": "umm_helpers.data.avmnist_shapes:load",
 }
 
 

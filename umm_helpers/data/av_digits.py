@@ -9,7 +9,6 @@ belongs to exactly one split.
 """
 from __future__ import annotations
 
-import io
 import shutil
 import subprocess
 import tempfile

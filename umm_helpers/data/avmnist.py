@@ -49,7 +49,6 @@ The root folder is ``root=...`` or, when not given, the environment variable ``U
 from __future__ import annotations
 
 import hashlib
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,10 +58,10 @@ import torch
 from torch import Tensor
 
 from umm_helpers.data.dataset import MultiModalDataset, Split
+from umm_helpers.data.roots import resolve_data_root
 
 NAME = "avmnist"
 SMIL_NAME = "avmnist-smil"
-ENV_ROOT = "UMM_DATA_ROOT"
 CLASSES = [str(d) for d in range(10)]
 FULL_TRAIN_ROWS = 60_000
 FULL_VALIDATION_ROWS = 5_000
@@ -124,16 +123,7 @@ SMIL_FILES = tuple(s.rel for split in SMIL_SPLITS for s in smil_specs(split))
 
 def resolve_root(root: str | Path | None, name: str = NAME) -> Path:
     """``root`` or ``$UMM_DATA_ROOT``; raise with what to do when neither is given."""
-    if root is None:
-        root = os.environ.get(ENV_ROOT) or None
-    if root is None:
-        raise AVMNISTFormatError(
-            f"{name}: no data folder given. Pass root='/path/to/{name}' or set "
-            f"{ENV_ROOT}=/path/to/{name}. {HOWTO[name]}")
-    path = Path(root).expanduser()
-    if not path.is_dir():
-        raise AVMNISTFormatError(f"{name}: data folder {path} does not exist. {HOWTO[name]}")
-    return path
+    return resolve_data_root(root, name, HOWTO[name], AVMNISTFormatError)
 
 
 def validation_rows(n_train: int) -> int:

@@ -57,12 +57,13 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from umm_helpers.data import audio as audio_features
-from umm_helpers.data.avmnist import (AUDIO_SHAPE, ENV_ROOT, MULTIBENCH_FILES, NAME,
-                                      SMIL_AUDIO_SHAPE, SMIL_FILES, SMIL_NAME, SMIL_SPLITS)
+from umm_helpers.data.avmnist import (AUDIO_SHAPE, MULTIBENCH_FILES, NAME, SMIL_AUDIO_SHAPE,
+                                      SMIL_FILES, SMIL_NAME, SMIL_SPLITS)
+from umm_helpers.data.roots import ENV_ROOT, root_or_env
 
 FSDD_REPO = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 FSDD_TAG = "v1.0.10"
-FSDD_RECORDINGS = 3000  # 6 speakers x 10 digits x 50 recordings at FSDD_TAG
+FSDD_RECORDINGS = 3000  # 6 speakers x 10 digits x 50 at v1.0.10 (v1.0.9 had 5 speakers, 2,500)
 ESC50_REPO = "https://github.com/karolpiczak/ESC-50"
 ESC50_REF = "master"  # not versioned upstream: build_info.json records the sha256 of what was used
 MNIST_RAW = "MNIST/raw"
@@ -510,10 +511,7 @@ def default_source(root: Path) -> Path:
 
 
 def _resolve(root: str | Path | None, source: str | Path | None, name: str) -> tuple[Path, Path]:
-    import os
-
-    if root is None:
-        root = os.environ.get(ENV_ROOT) or None
+    root = root_or_env(root)
     if root is None:
         raise ValueError(f"{name}: say where to write the data set: root=DIR "
                          f"(CLI: --root DIR) or {ENV_ROOT}=DIR.")
