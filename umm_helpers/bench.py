@@ -7,15 +7,21 @@ batches already on the device. All three see the same samples per epoch (the sam
 size; only a one-sample tail batch is dropped). Medians over ``repeats`` epochs, after one
 warm-up epoch.
 
-``umm bench --widgets`` times the notebook-05 explorer instead (:func:`widget_bench`): the
-latency of each slider or picker change, figure redraw included (target: median <= 50 ms).
+``umm bench --methods all`` times every method (:func:`method_times`), e.g. on
+``avmnist-shapes`` for AV-MNIST-sized wall times. ``umm bench --widgets`` times the notebook-05
+explorer instead (:func:`widget_bench`): the latency of each slider or picker change, figure
+redraw included (target: median <= 50 ms).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import statistics
+import tempfile
 import time
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -194,13 +200,102 @@ def widget_bench(dataset: MultiModalDataset, values_per_slider: int = 21, method
     return out
 
 
+@contextlib.contextmanager
+def _scratch_runs_dir() -> Iterator[Path]:
+    """A fresh, temporary run cache (``UMM_RUNS_DIR``) for the duration of the block."""
+    old = os.environ.get("UMM_RUNS_DIR")
+    with tempfile.TemporaryDirectory(prefix="umm-bench-runs-") as tmp:
+        os.environ["UMM_RUNS_DIR"] = tmp
+        try:
+            yield Path(tmp)
+        finally:
+            if old is None:
+                os.environ.pop("UMM_RUNS_DIR", None)
+            else:
+                os.environ["UMM_RUNS_DIR"] = old
+
+
+def method_timing(history: list[dict[str, Any]], wall_s: float, estimate_epochs: int
+                  ) -> dict[str, Any]:
+    """Per-method figures from one run's ``history`` (pure; tested without training).
+
+    ``epoch_s``: the median epoch time of each training stage (stages reused from the run
+    cache keep the time they took when trained). ``overhead_s``: the wall time not spent in
+    this run's own epochs (model set-up, final evaluation, sweeps). ``estimate_s``: the time
+    of the method from an empty run cache at ``estimate_epochs`` epochs per stage =
+    ``overhead_s + estimate_epochs * sum(epoch_s)``; ``own_estimate_s`` counts only the
+    stages this method trains itself (what it adds when its uni-modal runs are cached).
+    """
+    stages: dict[str, list[float]] = {}
+    own: dict[str, bool] = {}
+    own_seconds = 0.0
+    for h in history:
+        stage = str(h.get("stage", "train"))
+        stages.setdefault(stage, []).append(float(h["seconds"]))
+        own[stage] = "reused" not in h  # a stage of this method, not of a uni-modal run
+        if h.get("reused") is not True:  # trained during this call: inside wall_s
+            own_seconds += float(h["seconds"])
+    epoch_s = {k: statistics.median(v) for k, v in stages.items()}
+    overhead = max(0.0, wall_s - own_seconds)
+    return {"wall_s": round(wall_s, 2), "overhead_s": round(overhead, 2),
+            "epoch_s": {k: round(v, 3) for k, v in epoch_s.items()},
+            "estimate_epochs": estimate_epochs,
+            "estimate_s": round(overhead + estimate_epochs * sum(epoch_s.values()), 1),
+            "own_estimate_s": round(overhead + estimate_epochs * sum(
+                v for k, v in epoch_s.items() if own[k]), 1)}
+
+
+def method_times(dataset: MultiModalDataset, methods: str | Sequence[str] = "all",
+                 epochs: int = 2, estimate_epochs: int = 20, batch_size: int = 64,
+                 device: str | None = None, verbose: bool = True) -> dict[str, Any]:
+    """Wall time of every method on ``dataset`` (``umm bench --methods``; README, notebook 07).
+
+    Trains each method for ``epochs`` epochs per stage in a fresh temporary run cache, in the
+    order given (``ume``, ``umt`` and ``ume-mma`` reuse the uni-modal runs trained before them,
+    as in ``umm compare``), and reports :func:`method_timing` for each plus the total for the
+    whole list at ``estimate_epochs`` epochs. Prints one JSON line.
+    """
+    from umm_helpers.methods import run_method
+    from umm_helpers.runs import parse_methods
+
+    names = parse_methods(methods, dataset.modalities)
+    config = TrainConfig(epochs=epochs, batch_size=batch_size, device=device, seed=0)
+    dev = resolve_device(config)
+    rows: dict[str, Any] = {}
+    with _scratch_runs_dir():
+        for name in names:
+            _sync(dev)
+            start = time.perf_counter()
+            run = run_method(name, dataset, config=config)
+            _sync(dev)
+            rows[name] = method_timing(run.history, time.perf_counter() - start, estimate_epochs)
+            if verbose:
+                print(f"  {name:<16} {rows[name]['wall_s']:8.1f} s at {epochs} epochs "
+                      f"-> ~{rows[name]['estimate_s']:.0f} s at {estimate_epochs}", flush=True)
+    out: dict[str, Any] = {
+        "bench": "methods", "dataset": dataset.name, "device": str(dev),
+        "samples": {s: len(split) for s, split in dataset.splits().items()},
+        "batch_size": batch_size, "epochs": epochs, "methods": rows,
+        "measured_total_s": round(sum(r["wall_s"] for r in rows.values()), 1),
+        "estimate_total_s": round(sum(r["own_estimate_s"] for r in rows.values()), 1)}
+    if torch.cuda.is_available() and dev.type == "cuda":
+        out["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
+    if verbose:
+        print(json.dumps(out, sort_keys=True))
+    return out
+
+
 def bench_cli(args: Any) -> int:
     """``umm bench``: engine benchmark, or with ``--widgets`` the explorer's latency."""
     from umm_helpers.data import load_dataset
 
-    dataset = load_dataset(args.dataset)
+    options = {"scale": args.scale} if getattr(args, "scale", None) is not None else {}
+    dataset = load_dataset(args.dataset, **options)
     if getattr(args, "widgets", False):
         widget_bench(dataset)
+    elif getattr(args, "methods", None):
+        method_times(dataset, args.methods, epochs=args.epochs,
+                     estimate_epochs=args.estimate_epochs, batch_size=args.batch_size)
     else:
         bench(dataset)
     return 0
