@@ -118,6 +118,7 @@ def test_bench_reports_speedup_and_overhead(registered, capsys):
     assert line == out
     assert out["speedup"] > 0 and out["overhead"] > 0 and out["slider_update_us"] > 0
     assert out["speedup"] == pytest.approx(out["reference_epoch_s"] / out["engine_epoch_s"])
+    assert out["amp_bf16"] is False and "engine_fp32_epoch_s" not in out  # CPU: float32 only
     assert bench_cli(Namespace(dataset="tiny", widgets=False)) == 0
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         bench(registered, repeats=0)

@@ -7,6 +7,9 @@ batches already on the device. All three see the same samples per epoch (the sam
 size; only a one-sample tail batch is dropped). Medians over ``repeats`` epochs, after one
 warm-up epoch.
 
+All three loops use the engine's precision (bf16 autocast on CUDA, float32 elsewhere); on CUDA
+``engine_fp32_epoch_s`` adds the engine without autocast.
+
 ``umm bench --methods all`` times every method (:func:`method_times`), e.g. on
 ``avmnist-shapes`` for AV-MNIST-sized wall times. ``umm bench --widgets`` times the notebook-05
 explorer instead (:func:`widget_bench`): the latency of each slider or picker change, figure
@@ -52,16 +55,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _step(model: nn.Module, opt: torch.optim.Optimizer, x: dict, y: torch.Tensor) -> None:
+def _step(model: nn.Module, opt: torch.optim.Optimizer, x: dict, y: torch.Tensor,
+          amp: bool = False) -> None:
     present = full_presence(y.shape[0], list(x), y.device)
-    loss = classification_loss(model(x, present), y)
+    with torch.autocast(device_type=y.device.type, dtype=torch.bfloat16, enabled=amp):
+        loss = classification_loss(model(x, present), y)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
 
 
 def _reference_epoch(model: nn.Module, split: Split, batch_size: int, device: torch.device,
-                     opt: torch.optim.Optimizer) -> float:
+                     opt: torch.optim.Optimizer, amp: bool = False) -> float:
     loader = torch.utils.data.DataLoader(_PerSample(split), batch_size=batch_size, shuffle=True,
                                          drop_last=len(split) % batch_size == 1)
     _sync(device)
@@ -69,18 +74,18 @@ def _reference_epoch(model: nn.Module, split: Split, batch_size: int, device: to
     model.train()
     for x, y in loader:
         x = {m: v.to(device) for m, v in x.items()}
-        _step(model, opt, x, y.to(device))
+        _step(model, opt, x, y.to(device), amp)
     _sync(device)
     return time.perf_counter() - start
 
 
 def _pure_epoch(model: nn.Module, staged: list[tuple[dict, torch.Tensor]],
-                device: torch.device, opt: torch.optim.Optimizer) -> float:
+                device: torch.device, opt: torch.optim.Optimizer, amp: bool = False) -> float:
     _sync(device)
     start = time.perf_counter()
     model.train()
     for x, y in staged:
-        _step(model, opt, x, y)
+        _step(model, opt, x, y, amp)
     _sync(device)
     return time.perf_counter() - start
 
@@ -104,15 +109,19 @@ def bench(dataset: MultiModalDataset, batch_size: int = 64, repeats: int = 3,
     make = model_fn or _joint_model
     split = dataset.train
 
-    set_seed(0)
-    model = make(dataset)
-    history = fit(model, split, config, desc="bench")
-    engine = statistics.median(h["seconds"] for h in history[1:])
+    amp = config.amp and dev.type == "cuda"  # the engine's bf16 autocast; all loops share it
 
+    def engine_epoch(cfg: TrainConfig) -> float:
+        set_seed(0)
+        history = fit(make(dataset), split, cfg, desc="bench")
+        return statistics.median(h["seconds"] for h in history[1:])
+
+    engine = engine_epoch(config)
     set_seed(0)
     model = make(dataset).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    ref = [_reference_epoch(model, split, batch_size, dev, opt) for _ in range(repeats + 1)][1:]
+    ref = [_reference_epoch(model, split, batch_size, dev, opt, amp)
+           for _ in range(repeats + 1)][1:]
 
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(split), generator=gen)
@@ -121,16 +130,18 @@ def bench(dataset: MultiModalDataset, batch_size: int = 64, repeats: int = 3,
         idx = perm[s:e]
         staged.append(({m: x[idx].to(dev) for m, x in split.inputs.items()},
                        split.labels[idx].to(dev)))
-    pure = [_pure_epoch(model, staged, dev, opt) for _ in range(repeats + 1)][1:]
+    pure = [_pure_epoch(model, staged, dev, opt, amp) for _ in range(repeats + 1)][1:]
 
     out: dict[str, Any] = {
         "dataset": dataset.name, "device": str(dev), "samples": len(split),
-        "batch_size": batch_size, "repeats": repeats,
+        "batch_size": batch_size, "repeats": repeats, "amp_bf16": amp,
         "engine_epoch_s": engine, "reference_epoch_s": statistics.median(ref),
         "pure_epoch_s": statistics.median(pure),
     }
     out["speedup"] = out["reference_epoch_s"] / engine
     out["overhead"] = engine / out["pure_epoch_s"]
+    if amp:  # what bf16 autocast itself costs or saves on this model
+        out["engine_fp32_epoch_s"] = engine_epoch(config.replace(amp=False))
     if widgets:
         out.update(_widget_timing(model, dataset))
     if verbose:
