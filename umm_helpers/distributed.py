@@ -16,9 +16,11 @@ How ``fit`` uses it (the global batch stays ``TrainConfig.batch_size``):
   each global batch (``batch_size / world_size`` samples), see :func:`shard_range`;
 - training-time presence and MMA masks are drawn for the whole global batch, then sliced, so the
   masks are the ones a single process would draw;
-- after ``backward`` the gradients are averaged across ranks, each rank weighted by its share of
-  the global batch (:func:`all_reduce_gradients`): for a loss that is a per-sample mean (the
-  task loss) this is the single-process gradient up to floating-point reduction order;
+- each rank's loss (a mean over its shard) is scaled by ``world * shard / batch`` before
+  ``backward``, so every sample of the global batch weighs the same on every rank, and the
+  gradients are then averaged across ranks (:func:`all_reduce_gradients` with weight
+  ``1 / world``): for a loss that is a per-sample mean (the task loss) this is the
+  single-process gradient up to floating-point reduction order, also for an uneven last batch;
 - checkpoints and result files are written by rank 0 only; the others wait at a barrier.
 
 By default BatchNorm layers normalise with the statistics of each rank's shard, so a
