@@ -26,40 +26,44 @@ from pathlib import Path
 from typing import Sequence
 
 
+VISION_LANGUAGE = ("food101", "mmimdb")
+DATA_NAMES = ("av-digits", "avmnist", "avmnist-smil", *VISION_LANGUAGE)
+
+
 def _data(args: argparse.Namespace) -> int:
+    """``umm data build|verify|info NAME``: ``info`` loads any of them and prints its summary."""
     from umm_helpers.data import load_dataset
 
-    if args.name in ("avmnist", "avmnist-smil"):
-        return _data_avmnist(args)
-    if args.name in ("food101", "mmimdb") and args.action != "build":
-        return _data_vision_language(args)
-    if args.name != "av-digits":
+    if args.name not in DATA_NAMES or (args.action == "build" and args.name in VISION_LANGUAGE):
         raise SystemExit(f"umm data: only 'av-digits', 'avmnist' and 'avmnist-smil' are built by "
                          f"this command ('food101' and 'mmimdb' can be verified and shown: "
                          f"umm data verify|info NAME --root DIR), got {args.action} {args.name!r}.")
+    root = args.root or args.out
+    if args.action == "info":
+        print(json.dumps(load_dataset(args.name, root=root).summary(), indent=2))
+        return 0
+    if args.name in VISION_LANGUAGE:
+        return _verify_vision_language(args.name, root)
+    if args.name != "av-digits":
+        return _data_avmnist(args, root)
     from umm_helpers.data import av_digits
 
     if args.action == "build":
         for path in av_digits.build(args.out):
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return 0
-    root = args.out
-    if args.action == "verify":
-        from umm_helpers.data.checksums import verify
-        from umm_helpers.config import data_dir
+    from umm_helpers.config import data_dir
+    from umm_helpers.data.checksums import verify
 
-        verify(Path(root) if root else data_dir(), av_digits.FILES, av_digits.REBUILD)
-        print("all data files match SHA256SUMS")
-        return 0
-    print(json.dumps(load_dataset("av-digits", root=root).summary(), indent=2))
+    verify(Path(root) if root else data_dir(), av_digits.FILES, av_digits.REBUILD)
+    print("all data files match SHA256SUMS")
     return 0
 
 
-def _data_avmnist(args: argparse.Namespace) -> int:
-    """``umm data build|verify|info avmnist|avmnist-smil --root DIR [--source DIR]``."""
-    from umm_helpers.data import avmnist, avmnist_build, load_dataset
+def _data_avmnist(args: argparse.Namespace, root: str | None) -> int:
+    """``umm data build|verify avmnist|avmnist-smil --root DIR [--source DIR]``."""
+    from umm_helpers.data import avmnist, avmnist_build
 
-    root = args.root or args.out
     if args.action == "build":
         if args.name == "avmnist":
             cfg = avmnist_build.BuildConfig(noise=args.noise)
@@ -69,35 +73,26 @@ def _data_avmnist(args: argparse.Namespace) -> int:
         for path in paths:
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return 0
-    if args.action == "verify":
-        rows = avmnist.check_files(root, args.name)
-        sums = avmnist.resolve_root(root, args.name) / "SHA256SUMS"
-        if sums.exists():
-            from umm_helpers.data.checksums import verify
+    rows = avmnist.check_files(root, args.name)
+    sums = avmnist.resolve_root(root, args.name) / "SHA256SUMS"
+    if sums.exists():
+        from umm_helpers.data.checksums import verify
 
-            files = avmnist.MULTIBENCH_FILES if args.name == "avmnist" else avmnist.SMIL_FILES
-            verify(sums.parent, files, f"umm data build {args.name} --root DIR")
-        print(f"{args.name}: every file has the expected shape, dtype and labels "
-              f"(rows: {rows}){'; all match SHA256SUMS' if sums.exists() else ''}")
-        return 0
-    print(json.dumps(load_dataset(args.name, root=root).summary(), indent=2))
+        files = avmnist.MULTIBENCH_FILES if args.name == "avmnist" else avmnist.SMIL_FILES
+        verify(sums.parent, files, f"umm data build {args.name} --root DIR")
+    print(f"{args.name}: every file has the expected shape, dtype and labels "
+          f"(rows: {rows}){'; all match SHA256SUMS' if sums.exists() else ''}")
     return 0
 
 
-def _data_vision_language(args: argparse.Namespace) -> int:
-    """``umm data verify|info food101|mmimdb --root DIR``: check the files, or load and summarise."""
+def _verify_vision_language(name: str, root: str | None) -> int:
+    """``umm data verify food101|mmimdb --root DIR``: every row's text and image file."""
     from importlib import import_module
 
-    from umm_helpers.data import load_dataset
-
-    root = args.root or args.out
-    if args.action == "verify":
-        read = getattr(import_module(f"umm_helpers.data.{args.name}"), f"read_{args.name}")
-        sizes = {split: len(table) for split, table in read(root).items()}
-        print(f"{args.name}: every row's text is read and its image file is present; rows "
-              f"per split: {sizes} (`umm data info` also decodes every image)")
-        return 0
-    print(json.dumps(load_dataset(args.name, root=root).summary(), indent=2))
+    read = getattr(import_module(f"umm_helpers.data.{name}"), f"read_{name}")
+    sizes = {split: len(table) for split, table in read(root).items()}
+    print(f"{name}: every row's text is read and its image file is present; rows "
+          f"per split: {sizes} (`umm data info` also decodes every image)")
     return 0
 
 

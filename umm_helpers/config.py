@@ -7,11 +7,13 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
+from typing import Any, Iterable, TypeVar
 
 import numpy as np
 import torch
 
 _REPO_ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def set_seed(seed: int) -> None:
@@ -60,3 +62,14 @@ def quick_mode() -> bool:
 def progress_enabled() -> bool:
     """Progress bars are on unless ``UMM_PROGRESS=0``."""
     return os.environ.get("UMM_PROGRESS", "1") not in ("0", "false", "False")
+
+
+def progress(iterable: Iterable[T], total: int | None = None, desc: str = "",
+             enabled: bool = True, **options: Any) -> Iterable[T]:
+    """``iterable`` with a ``tqdm`` bar, or unchanged when ``enabled`` is False or
+    ``UMM_PROGRESS=0``."""
+    if not (enabled and progress_enabled()):
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, **options)

@@ -5,6 +5,7 @@ Taught in notebook 02 (uni-modal pretraining); notebook 06 swaps in a torchvisio
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
@@ -155,10 +156,25 @@ def default_encoders(dataset: "MultiModalDataset") -> dict[str, EncoderFactory]:
             for m in dataset.modalities}
 
 
+def module_device(module: nn.Module, default: torch.device | None = torch.device("cpu")
+                  ) -> torch.device | None:
+    """The device of ``module``'s first parameter or buffer, else ``default``."""
+    for t in itertools.chain(module.parameters(), module.buffers()):
+        return t.device
+    return default
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Put ``module`` in eval mode with ``requires_grad=False`` everywhere; return it."""
+    module.eval()
+    for p in module.parameters():
+        p.requires_grad_(False)
+    return module
+
+
 def feature_dim(module: nn.Module, sample_shape: Sequence[int]) -> int:
     """Feature size F of ``module``, found by a dry forward pass on two zero samples."""
-    params = list(module.parameters()) + list(module.buffers())
-    device = params[0].device if params else torch.device("cpu")
+    device = module_device(module)
     was_training = module.training
     module.eval()
     try:

@@ -7,10 +7,9 @@ the same samples.
 """
 from __future__ import annotations
 
-import itertools
 import sys
 import types
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -18,23 +17,18 @@ import torch
 from torch import Tensor, nn
 
 from umm_helpers.data import Split
+from umm_helpers.encoders import module_device
 from umm_helpers.missing import (DEFAULT_RATES, MaskTable, apply_presence, array_to_presence,
                                  full_presence, standard_conditions, sweep_conditions)
 
 EVAL_BATCH = 1024
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    for t in itertools.chain(model.parameters(), model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
 @torch.no_grad()
 def predict_logits(model: nn.Module, split: Split, present: Mapping[str, Tensor] | None = None,
                    batch_size: int = EVAL_BATCH) -> Tensor:
     """Logits ``[N, C]`` (float32, CPU) of ``model`` in eval mode, absent inputs zero-filled."""
-    device = _model_device(model)
+    device = module_device(model)
     n = len(split)
     present = present if present is not None else full_presence(n, split.modalities)
     was_training = model.training
@@ -128,8 +122,8 @@ class PatternLogits:
     patterns: np.ndarray
     logits: Tensor
     labels: Tensor
-    _correct: np.ndarray | None = None
-    _pred: np.ndarray | None = None
+    _correct: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
+    _pred: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def compute(cls, model: nn.Module, split: Split, batch_size: int = EVAL_BATCH

@@ -20,11 +20,12 @@ reads its input from ``split.meta[meta_key]`` (e.g. raw strings) instead of the 
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -32,6 +33,7 @@ from torch import Tensor, nn
 from umm_helpers.checkpoint import CheckpointError, load_tensors, model_fingerprint, save_tensors
 from umm_helpers.config import get_device, runs_dir
 from umm_helpers.data import MultiModalDataset, Split
+from umm_helpers.encoders import freeze, module_device
 from umm_helpers.runs import encoder_identity, package_version, safe_name
 
 FEATURES = "features"
@@ -75,10 +77,30 @@ def encoder_key_identity(encoder: nn.Module) -> str:
     return encoder_identity(encoder)
 
 
-def _module_device(module: nn.Module) -> torch.device | None:
-    for t in list(module.parameters()) + list(module.buffers()):
-        return t.device
-    return None
+@contextlib.contextmanager
+def on_device(module: nn.Module, device: torch.device) -> Iterator[nn.Module]:
+    """``module`` moved to ``device`` for the block, then back where it was."""
+    before = module_device(module, None)
+    module.to(device)
+    try:
+        yield module
+    finally:
+        if before is not None and before != device:
+            module.to(before)
+
+
+def _batch_features(encoder: nn.Module, chunk: Tensor | list[Any], dev: torch.device,
+                    amp: bool) -> Tensor:
+    """``[B, F]`` float32 CPU features of one batch; a clear error for any other shape."""
+    with torch.autocast(device_type=dev.type, dtype=torch.bfloat16,
+                        enabled=amp and dev.type == "cuda"):
+        feats = encoder(chunk)
+    size = len(chunk)
+    if not isinstance(feats, Tensor) or feats.ndim != 2 or feats.shape[0] != size:
+        shape = tuple(feats.shape) if isinstance(feats, Tensor) else type(feats).__name__
+        raise ValueError(f"encoder {type(encoder).__name__} returned {shape} for a batch "
+                         f"of {size}; a feature encoder must return [B, F] features.")
+    return feats.detach().float().cpu()
 
 
 @torch.no_grad()
@@ -96,29 +118,17 @@ def encode(encoder: nn.Module, data: Tensor | Sequence[Any], batch_size: int = D
     dev = torch.device(device) if device is not None else get_device()
     n = int(data.shape[0]) if isinstance(data, Tensor) else len(data)
     was_training = encoder.training
-    before = _module_device(encoder)
-    encoder.to(dev).eval()
     out: list[Tensor] = []
-    try:
-        for start in range(0, n, batch_size):
-            chunk = data[start:start + batch_size]
-            if isinstance(chunk, Tensor):
-                chunk = chunk.to(dev, non_blocking=True)
-            elif not isinstance(chunk, list):
-                chunk = list(chunk)
-            with torch.autocast(device_type=dev.type, dtype=torch.bfloat16,
-                                enabled=amp and dev.type == "cuda"):
-                feats = encoder(chunk)
-            size = len(chunk)
-            if not isinstance(feats, Tensor) or feats.ndim != 2 or feats.shape[0] != size:
-                shape = tuple(feats.shape) if isinstance(feats, Tensor) else type(feats).__name__
-                raise ValueError(f"encoder {type(encoder).__name__} returned {shape} for a batch "
-                                 f"of {size}; a feature encoder must return [B, F] features.")
-            out.append(feats.detach().float().cpu())
-    finally:
-        encoder.train(was_training)
-        if before is not None and before != dev:
-            encoder.to(before)
+    with on_device(encoder, dev):
+        encoder.eval()
+        try:
+            for start in range(0, n, batch_size):
+                chunk = data[start:start + batch_size]
+                chunk = (chunk.to(dev, non_blocking=True) if isinstance(chunk, Tensor)
+                         else list(chunk))
+                out.append(_batch_features(encoder, chunk, dev, amp))
+        finally:
+            encoder.train(was_training)
     if not out:
         raise ValueError("encode() got no samples.")
     return torch.cat(out)
@@ -224,8 +234,10 @@ def cache_features(dataset: MultiModalDataset, encoders: Mapping[str, EncoderLik
                 "sizes": {k: len(s) for k, s in splits.items()}}
 
         def compute(encoder: nn.Module = encoder, m: str = m) -> dict[str, Tensor]:
-            return {k: encode(encoder, _inputs_of(encoder, s, m), batch_size, device, amp)
-                    for k, s in splits.items()}
+            dev = torch.device(device) if device is not None else get_device()
+            with on_device(encoder, dev):  # moved once for all splits
+                return {k: encode(encoder, _inputs_of(encoder, s, m), batch_size, dev, amp)
+                        for k, s in splits.items()}
 
         tensors, loaded = cached_tensors(path, compute, meta, refresh)
         for k, s in splits.items():
@@ -245,14 +257,6 @@ def cache_features(dataset: MultiModalDataset, encoders: Mapping[str, EncoderLik
     info = {**dataset.info, "features": {**dataset.info.get("features", {}), **record},
             "base_checksum": dataset.checksum}
     return MultiModalDataset(*out, name=dataset.name, checksum=checksum, info=info)
-
-
-def freeze(encoder: nn.Module) -> nn.Module:
-    """Put ``encoder`` in eval mode with ``requires_grad=False`` everywhere; return it."""
-    encoder.eval()
-    for p in encoder.parameters():
-        p.requires_grad_(False)
-    return encoder
 
 
 __all__ = ["cache_features", "encode", "cached_tensors", "feature_key", "feature_path",

@@ -3,7 +3,8 @@
 Runs ``umm bench`` on AV-Digits, times every method at AV-MNIST size (``avmnist-shapes``), runs
 every course notebook (into ``build/``, from an empty run cache) and the unit tests on the GPU,
 then prints the device, the bench JSON line, the method times and per-notebook wall times.
-Notebook 07 and the README give the figures of one run. Refuses to run without CUDA, because the point is to measure the GPU path.
+Notebook 07 and the README give the figures of one run. Refuses to run without CUDA, because
+the point is to measure the GPU path.
 """
 from __future__ import annotations
 

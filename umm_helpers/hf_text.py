@@ -28,6 +28,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from torch import Tensor, nn
 
+from umm_helpers.encoders import freeze
 from umm_helpers.text import MODEL_FILE_SUFFIXES, model_files_digest, offline_hub
 
 HF_INSTALL_HINT = "pip install -e .[hf]"
@@ -229,9 +230,7 @@ class HFTextEncoder(nn.Module):
         self.out_features = int(hidden)
         self.vocab_size = int(getattr(config, "vocab_size", 0) or len(self.tokenizer))
         if not self.trainable:
-            self.model.eval()
-            for p in self.model.parameters():
-                p.requires_grad_(False)
+            freeze(self.model)
         super().train(self.trainable)
 
     def train(self, mode: bool = True) -> "HFTextEncoder":

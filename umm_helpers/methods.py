@@ -17,10 +17,10 @@ from torch import Tensor, nn
 
 from umm_helpers.config import set_seed
 from umm_helpers.data import MultiModalDataset, Split
-from umm_helpers.encoders import default_encoders, feature_dim
-from umm_helpers.evaluate import (PatternLogits, aurc, evaluate, metric_name, sweep)
+from umm_helpers.encoders import default_encoders, feature_dim, freeze
+from umm_helpers.evaluate import PatternLogits, aurc, metric_name, sweep
 from umm_helpers.fusion import ConcatFusionModel, EarlyFusionModel, LateFusionModel
-from umm_helpers.missing import DEFAULT_RATES, standard_conditions, training_presence
+from umm_helpers.missing import DEFAULT_RATES, MaskTable, standard_conditions, training_presence
 from umm_helpers.runs import (cache_dir, clear_checkpoints, encoder_identity, load_result,
                               load_weights, package_version, run_key, save_run)
 from umm_helpers.train import TrainConfig, classification_loss, fit, resolve_device
@@ -212,10 +212,7 @@ def distillation_loss(teachers: Mapping[str, nn.Module], weight: float
 
 
 def _frozen_teacher(encoder: nn.Module, device: torch.device) -> nn.Module:
-    teacher = copy.deepcopy(encoder).to(device).eval()
-    for p in teacher.parameters():
-        p.requires_grad_(False)
-    return teacher
+    return freeze(copy.deepcopy(encoder).to(device))
 
 
 def _train(r: _Recipe) -> nn.Module:
@@ -245,12 +242,18 @@ def _train(r: _Recipe) -> nn.Module:
 
 
 def summarize_model(model: nn.Module, dataset: MultiModalDataset) -> dict[str, Any]:
-    """Test scores under the standard conditions, sweeps and their AURC."""
+    """Test scores under the standard conditions, sweeps and their AURC.
+
+    The model runs once per presence pattern (:class:`PatternLogits`); every score is read from
+    those logits, equal to ``evaluate(model, test)`` (tested).
+    """
     test = dataset.test
     patterns = PatternLogits.compute(model, test)
     sweeps = sweep(patterns, test, DEFAULT_RATES, seed=EVAL_SEED)
+    table = MaskTable.create(len(test), test.modalities, EVAL_SEED)
     return {"metric": metric_name(test),
-            "scores": evaluate(model, test, standard_conditions(test.modalities), EVAL_SEED),
+            "scores": {c: patterns.condition_score(c, table)
+                       for c in standard_conditions(test.modalities)},
             "rates": list(DEFAULT_RATES), "sweeps": sweeps,
             "aurc": {k: aurc(DEFAULT_RATES, v) for k, v in sweeps.items()}}
 

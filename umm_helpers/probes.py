@@ -11,10 +11,11 @@ from __future__ import annotations
 from typing import Mapping
 
 import numpy as np
-import torch
 from torch import nn
 
 from umm_helpers.data import MultiModalDataset, Split
+from umm_helpers.encoders import module_device
+from umm_helpers.feature_cache import encode
 
 PROBE_BATCH = 1024
 
@@ -31,7 +32,6 @@ def _encoder_of(model: nn.Module, modality: str) -> nn.Module:
     return encoders[modality]
 
 
-@torch.no_grad()
 def encoder_features(encoder: nn.Module, split: Split, modality: str,
                      batch_size: int = PROBE_BATCH) -> np.ndarray:
     """Features ``[N, F]`` (float64 NumPy) of a frozen encoder in eval mode on one modality.
@@ -45,17 +45,8 @@ def encoder_features(encoder: nn.Module, split: Split, modality: str,
         encoder = _encoder_of(encoder, modality)
     if modality not in split.inputs:
         raise ValueError(f"split has no modality {modality!r}; it has {split.modalities}.")
-    params = list(encoder.parameters()) + list(encoder.buffers())
-    device = params[0].device if params else torch.device("cpu")
     x = split.inputs[modality]
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        out = [encoder(x[s:s + batch_size].to(device)).float().cpu()
-               for s in range(0, len(x), batch_size)]
-    finally:
-        encoder.train(was_training)
-    return torch.cat(out).reshape(len(x), -1).double().numpy()
+    return encode(encoder, x, batch_size, device=module_device(encoder)).double().numpy()
 
 
 def linear_probe(train_features: np.ndarray, train_labels: np.ndarray,

@@ -30,10 +30,8 @@ from umm_helpers.config import runs_dir
 
 WEIGHTS = "model.safetensors"
 RESULT = "result.json"
-# Config fields that never change what a run learns, left out of the cache key.
-KEY_FREE_FIELDS = ("device", "stream", "num_workers", "checkpoint_every")
-# Fields added later, left out of the key while off, so earlier cached runs keep their keys.
-DEFAULT_FREE_FIELDS = ("sync_batchnorm",)
+# Config fields that never change what a single-process run learns, left out of the cache key.
+KEY_FREE_FIELDS = ("device", "stream", "num_workers", "checkpoint_every", "sync_batchnorm")
 
 
 def package_version() -> str:
@@ -108,16 +106,17 @@ def run_key(checksum: str, method: str, config: Mapping[str, Any],
             encoders: Mapping[str, str]) -> str:
     """Hash of everything that determines a run (16 hex digits).
 
-    Under ``torchrun`` the number of processes is part of the key (BatchNorm sees per-process
-    shards, so a data-parallel run is not the single-process run; notebook 07).
+    Under ``torchrun`` the number of processes and ``sync_batchnorm`` are part of the key
+    (BatchNorm sees per-process shards unless synced, so a data-parallel run is not the
+    single-process run; notebook 07); in one process ``sync_batchnorm`` changes nothing.
     """
     payload: dict[str, Any] = {
         "checksum": checksum, "method": method, "version": package_version(),
-        "config": {k: v for k, v in sorted(config.items()) if k not in KEY_FREE_FIELDS
-                   and not (k in DEFAULT_FREE_FIELDS and v is False)},
+        "config": {k: v for k, v in sorted(config.items()) if k not in KEY_FREE_FIELDS},
         "encoders": dict(sorted(encoders.items()))}
-    if distributed.world_size() > 1:
+    if distributed.world_size() > 1:  # only then do these change what a run learns
         payload["world_size"] = distributed.world_size()
+        payload["sync_batchnorm"] = bool(config.get("sync_batchnorm", False))
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 

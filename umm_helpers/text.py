@@ -35,6 +35,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from umm_helpers.data.checksums import sha256_file
+from umm_helpers.encoders import freeze
+
 DEFAULT_DIM = 512
 _TOKEN_RE = re.compile(r"[a-z]+|[0-9]+|[^\sa-z0-9]")
 
@@ -273,18 +276,8 @@ def load_sentence_model(path: str | Path | None = None, device: str | torch.devi
             model = SentenceTransformer(str(folder), device=str(device), local_files_only=True)
         except TypeError:  # older sentence-transformers without local_files_only
             model = SentenceTransformer(str(folder), device=str(device))
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
+    freeze(model)
     return model
-
-
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:12]
 
 
 MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".txt")
@@ -303,7 +296,7 @@ def model_files_digest(folder: str | Path, suffixes: Sequence[str] = MODEL_FILE_
     files = sorted(p for p in found if p.is_file() and p.suffix in tuple(suffixes))
     if not files:
         return None
-    parts = [f"{p.relative_to(root)}:{_file_digest(p)}" for p in files]
+    parts = [f"{p.relative_to(root)}:{sha256_file(p)[:12]}" for p in files]
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 

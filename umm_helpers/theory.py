@@ -109,15 +109,26 @@ def entropy(spec: TaskSpec) -> float:
     return float(-(p * np.log(p)).sum())
 
 
+def _entropy_and_accuracy(spec: TaskSpec, views: Sequence[str] | None) -> tuple[float, float]:
+    """``(H(Y | X_views), Bayes accuracy)`` from one pass over the quadrature grid."""
+    e_log_post, e_max_post = _class_expectations(spec, views)
+    return (float(max(0.0, -(spec.prior * e_log_post).sum())),
+            float((spec.prior * e_max_post).sum()))
+
+
+def _information(h_y: float, h_cond: float) -> float:
+    """``H(Y) - H(Y | X)``, clipped to ``[0, H(Y)]`` (quadrature error)."""
+    return float(min(h_y, max(0.0, h_y - h_cond)))
+
+
 def conditional_entropy(spec: TaskSpec, views: Sequence[str] | None = None) -> float:
     """``H(Y | X_views)`` in nats; ``views=None`` means all views."""
-    e_log_post, _ = _class_expectations(spec, views)
-    return float(max(0.0, -(spec.prior * e_log_post).sum()))
+    return _entropy_and_accuracy(spec, views)[0]
 
 
 def mutual_information(spec: TaskSpec, views: Sequence[str] | None = None) -> float:
     """``I(Y; X_views) = H(Y) - H(Y | X_views)`` in nats; ``views=None`` means all views."""
-    return float(min(entropy(spec), max(0.0, entropy(spec) - conditional_entropy(spec, views))))
+    return _information(entropy(spec), conditional_entropy(spec, views))
 
 
 def complementary_information(spec: TaskSpec, have: str = "x1", lost: str = "x2") -> float:
@@ -130,8 +141,7 @@ def complementary_information(spec: TaskSpec, have: str = "x1", lost: str = "x2"
 
 def bayes_accuracy(spec: TaskSpec, views: Sequence[str] | None = None) -> float:
     """Accuracy of the Bayes classifier ``argmax_k p(k | X_views)``: the best any model can do."""
-    _, e_max_post = _class_expectations(spec, views)
-    return float((spec.prior * e_max_post).sum())
+    return _entropy_and_accuracy(spec, views)[1]
 
 
 def fano_error_bound(conditional_entropy_nats: float, num_classes: int) -> float:
@@ -176,10 +186,8 @@ def summary(spec: TaskSpec) -> dict[str, float]:
     h_y = entropy(spec)
     out: dict[str, float] = {"H_Y": h_y}
     for key, views in ((a, [a]), (b, [b]), (a + b, [a, b])):
-        e_log_post, e_max_post = _class_expectations(spec, views)
-        h_cond = float(max(0.0, -(spec.prior * e_log_post).sum()))
-        out[f"I_{key}"] = min(h_y, max(0.0, h_y - h_cond))
-        out[f"acc_{key}"] = float((spec.prior * e_max_post).sum())
+        h_cond, out[f"acc_{key}"] = _entropy_and_accuracy(spec, views)
+        out[f"I_{key}"] = _information(h_y, h_cond)
         out[f"fano_{key}"] = fano_error_bound(h_cond, spec.num_classes)
     out[f"I_{b}_given_{a}"] = max(0.0, out[f"I_{a}{b}"] - out[f"I_{a}"])
     out[f"I_{a}_given_{b}"] = max(0.0, out[f"I_{a}{b}"] - out[f"I_{b}"])

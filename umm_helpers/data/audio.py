@@ -4,6 +4,9 @@ Taught in notebook 00 (what the audio modality of AV-Digits is made of).
 """
 from __future__ import annotations
 
+import wave
+from pathlib import Path
+
 import numpy as np
 from scipy.signal import resample_poly
 
@@ -70,16 +73,39 @@ def mel_filterbank(n_mels: int, n_fft: int, rate: int) -> np.ndarray:
     return bank
 
 
+def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
+    """A PCM wav file (8, 16 or 32 bit) as a float64 mono waveform in [-1, 1] and its rate."""
+    with wave.open(str(path)) as w:
+        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
+        raw = w.readframes(w.getnframes())
+    if width == 1:
+        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
+    elif width == 2:
+        data = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
+    elif width == 4:
+        data = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0
+    else:
+        raise ValueError(f"{path}: {8 * width}-bit wav files are not supported (8, 16, 32).")
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1)
+    return data, rate
+
+
+def stft_power(wave_: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
+    """Hann-window power spectrogram ``[n_fft // 2 + 1, frames]`` (float64, no padding).
+
+    frames = 1 + (len(wave) - n_fft) // hop.
+    """
+    frames = 1 + (len(wave_) - n_fft) // hop
+    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
+    frames_ = wave_.astype(np.float64, copy=False)[idx]
+    return (np.abs(np.fft.rfft(frames_ * np.hanning(n_fft), axis=1)) ** 2).T
+
+
 def log_mel_db(wave: np.ndarray, rate: int, n_mels: int = 32, n_fft: int = 256,
                hop: int = 96) -> np.ndarray:
-    """Log-mel power spectrogram in decibels, shape ``[n_mels, frames]``.
-
-    frames = 1 + (len(wave) - n_fft) // hop; a Hann window; no padding.
-    """
-    frames = 1 + (len(wave) - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    spec = np.abs(np.fft.rfft(wave.astype(np.float64)[idx] * np.hanning(n_fft), axis=1)) ** 2
-    mel = spec @ mel_filterbank(n_mels, n_fft, rate).T
+    """Log-mel power spectrogram in decibels, ``[n_mels, frames]`` (see :func:`stft_power`)."""
+    mel = stft_power(wave, n_fft, hop).T @ mel_filterbank(n_mels, n_fft, rate).T
     return (10.0 * np.log10(mel + 1e-10)).T
 
 

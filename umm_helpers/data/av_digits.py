@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import tempfile
-import wave
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from umm_helpers.config import data_dir
+from umm_helpers.config import data_dir, progress as progress_bar
 from umm_helpers.data import audio
 from umm_helpers.data.checksums import update_sums, verify
 from umm_helpers.data.dataset import MultiModalDataset, Split
@@ -84,10 +83,7 @@ def synthesize(word: str, accent: str, variant: str, speed: int, pitch: int) -> 
         subprocess.run(["espeak-ng", "-v", f"{accent}+{variant}", "-s", str(speed),
                         "-p", str(pitch), "-w", str(path), word],
                        check=True, capture_output=True)
-        with wave.open(str(path)) as w:
-            rate = w.getframerate()
-            data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
-    return data.astype(np.float64) / 32768.0, rate
+        return audio.read_wav(path)
 
 
 def stratified_split(labels: np.ndarray, fractions: tuple[float, float, float],
@@ -154,8 +150,6 @@ def plan(cfg: BuildConfig) -> dict[str, dict[str, np.ndarray]]:
 def build_arrays(cfg: BuildConfig = BuildConfig(), progress: bool = True,
                  workers: int = 4) -> dict[str, dict[str, np.ndarray]]:
     """Build every split as numpy arrays (needs espeak-ng); deterministic for a config."""
-    from tqdm.auto import tqdm
-
     espeak_version()
     splits = plan(cfg)
     jobs = [(s, i) for s in SPLITS for i in range(len(splits[s]["label"]))]
@@ -169,8 +163,8 @@ def build_arrays(cfg: BuildConfig = BuildConfig(), progress: bool = True,
         return make_clip(raw, rate, cfg, clip_rng)
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(tqdm(pool.map(render, jobs), total=len(jobs), disable=not progress,
-                            desc="synthesising AV-Digits audio"))
+        results = list(progress_bar(pool.map(render, jobs), len(jobs),
+                                    "synthesising AV-Digits audio", progress))
     k = 0
     for s in SPLITS:
         n = len(splits[s]["label"])
@@ -229,26 +223,34 @@ def build(out_dir: str | Path | None = None, cfg: BuildConfig = BuildConfig(),
 
 
 def read_split(path: Path, cfg: BuildConfig = BuildConfig()) -> dict[str, np.ndarray]:
-    """Read one Parquet split through Hugging Face ``datasets`` into numpy arrays."""
+    """Read one Parquet split through Hugging Face ``datasets`` into numpy arrays.
+
+    Columns come out in the ``datasets`` Arrow format, so the fixed-size pixel lists become
+    numpy arrays without a detour through Python lists.
+    """
     import datasets
     import pyarrow.parquet as pq
 
-    plain = datasets.Dataset(pq.read_table(path))
-    ds = plain.with_format("numpy")
-    n = len(ds)
+    table = datasets.Dataset(pq.read_table(path)).with_format("arrow")[:]
+    n = table.num_rows
+
+    def pixels(name: str, shape: tuple[int, ...]) -> np.ndarray:
+        flat = table.column(name).combine_chunks().flatten().to_numpy()
+        return flat.astype(np.uint8).reshape(n, *shape)  # a writable copy
+
     return {
-        "label": np.asarray(ds["label"], dtype=np.int64),
-        "image": np.asarray(ds["image"], dtype=np.uint8).reshape(n, 1, 8, 8),
-        "spectrogram": np.asarray(ds["spectrogram"], dtype=np.uint8).reshape(
-            n, 1, cfg.n_mels, cfg.frames),
-        "waveform": np.frombuffer(b"".join(plain["waveform"]), dtype=np.uint8).reshape(n, -1),
-        **{k: np.asarray(plain[k]) for k in
+        "label": table.column("label").to_numpy().astype(np.int64),
+        "image": pixels("image", (1, 8, 8)),
+        "spectrogram": pixels("spectrogram", (1, cfg.n_mels, cfg.frames)),
+        "waveform": np.frombuffer(b"".join(table.column("waveform").to_pylist()),
+                                  dtype=np.uint8).reshape(n, -1),
+        **{k: np.asarray(table.column(k).to_pylist()) for k in
            ("speaker", "accent", "variant", "speed", "pitch", "image_index")},
     }
 
 
 def load(root: str | Path | None = None, verify_sums: bool = True) -> MultiModalDataset:
-    """Load AV-Digits: image ``[N, 1, 8, 8]`` and audio ``[N, 1, 32, 48]``, both in [0, 1].
+    """Load AV-Digits: image ``[N, 1, 8, 8]`` and audio ``[N, 1, 32, 32]``, both in [0, 1].
 
     Every file is checked against ``data/SHA256SUMS`` first (``verify_sums=False`` skips it).
     Per-sample metadata (speaker, accent, variant, speed, pitch, waveform) is in ``split.meta``.

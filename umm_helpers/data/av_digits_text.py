@@ -45,7 +45,6 @@ KINDS = ("word", "numeral", "sum", "difference", "neighbour", "ambiguous", "othe
 # (``p_arithmetic`` of the clear texts) whose weights are relative within each group.
 PLAIN_KINDS, PLAIN_WEIGHTS = ("word", "numeral"), (0.6, 0.4)
 ARITHMETIC_KINDS, ARITHMETIC_WEIGHTS = ("sum", "difference", "neighbour"), (0.5, 0.2, 0.3)
-CLEAR_KINDS = PLAIN_KINDS + ARITHMETIC_KINDS
 SYNONYMS = {0: ("zero", "zero", "zero", "nought", "nil")}
 LARGER = {10: "ten", 11: "eleven", 12: "twelve"}
 FILLERS = ("um", "uh", "the", "a", "picture", "image", "photo", "clip", "sound", "shows",

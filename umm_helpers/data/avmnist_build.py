@@ -49,17 +49,18 @@ import json
 import re
 import shutil
 import tempfile
-import wave
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
+from umm_helpers.config import progress as progress_bar
 from umm_helpers.data import audio as audio_features
-from umm_helpers.data.avmnist import (AUDIO_SHAPE, MULTIBENCH_FILES, NAME, SMIL_AUDIO_SHAPE,
-                                      SMIL_FILES, SMIL_NAME, SMIL_SPLITS)
-from umm_helpers.data.roots import ENV_ROOT, root_or_env
+from umm_helpers.data.avmnist import (AUDIO_SHAPE, NAME, SMIL_AUDIO_SHAPE, SMIL_NAME,
+                                      SMIL_SPLITS, multibench_specs, smil_specs)
+from umm_helpers.data.checksums import hash_file, update_sums
+from umm_helpers.data.roots import resolve_data_root
 
 FSDD_REPO = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 FSDD_TAG = "v1.0.10"
@@ -255,30 +256,12 @@ def list_fsdd(source: str | Path) -> list[Recording]:
     return sorted(recs, key=lambda r: (r.digit, r.speaker, r.index))
 
 
-def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
-    """A PCM wav file as a float64 mono waveform in [-1, 1] and its sample rate."""
-    with wave.open(str(path)) as w:
-        rate, width, channels = w.getframerate(), w.getsampwidth(), w.getnchannels()
-        raw = w.readframes(w.getnframes())
-    if width == 1:
-        data = (np.frombuffer(raw, dtype=np.uint8).astype(np.float64) - 128.0) / 128.0
-    elif width == 2:
-        data = np.frombuffer(raw, dtype="<i2").astype(np.float64) / 32768.0
-    elif width == 4:
-        data = np.frombuffer(raw, dtype="<i4").astype(np.float64) / 2147483648.0
-    else:
-        raise SourceError(f"{path}: {8 * width}-bit wav files are not supported (8, 16, 32).")
-    if channels > 1:
-        data = data.reshape(-1, channels).mean(axis=1)
-    return data, rate
-
-
 def load_speech(path: Path, n: int) -> tuple[np.ndarray, int]:
     """FSDD clip at 8 kHz, peak-normalised to 0.9, cropped / zero-padded to ``n`` samples.
 
     Returns the clip and the number of speech samples in it (before padding).
     """
-    data, rate = read_wav(path)
+    data, rate = audio_features.read_wav(path)
     if rate != RATE:
         data = audio_features.resample(data, rate, RATE)
     peak = float(np.max(np.abs(data))) if data.size else 0.0
@@ -311,9 +294,10 @@ def list_esc50(source: str | Path) -> list[Path]:
     return paths
 
 
-def _source_info(fsdd_tag: str, source: Path, mnist_paths: list[Path], recordings: list[Any],
-                 used: Any) -> dict[str, Any]:
+def _source_info(fsdd_tag: str, source: Path, recordings: list[Any], used: Any
+                 ) -> dict[str, Any]:
     """What a build read: hashes of the MNIST files and FSDD recordings, and how many."""
+    mnist_paths = [p for k in MNIST_FILES if (p := _mnist_path(source, *k)) is not None]
     return {"mnist_sha256": fingerprint(mnist_paths, source), "fsdd_tag": fsdd_tag,
             "fsdd_recordings": len(recordings),
             "fsdd_sha256": fingerprint([r.path for r in recordings], source),
@@ -325,9 +309,7 @@ def fingerprint(paths: Iterable[Path], base: Path) -> str:
     h = hashlib.sha256()
     for p in sorted(paths, key=lambda q: q.relative_to(base).as_posix()):
         h.update(p.relative_to(base).as_posix().encode() + b"\0")
-        with open(p, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                h.update(block)
+        hash_file(h, p)
     return h.hexdigest()
 
 
@@ -429,16 +411,9 @@ def apply_pca(images: np.ndarray, mean: np.ndarray, comps: np.ndarray,
     return out
 
 
-def stft_power(wave_: np.ndarray, n_fft: int, hop: int) -> np.ndarray:
-    """Hann-window power spectrogram ``[n_fft // 2 + 1, frames]`` (no padding)."""
-    frames = 1 + (len(wave_) - n_fft) // hop
-    idx = np.arange(n_fft)[None, :] + hop * np.arange(frames)[:, None]
-    return (np.abs(np.fft.rfft(wave_[idx] * np.hanning(n_fft), axis=1)) ** 2).T
-
-
 def spectrogram_112(wave_: np.ndarray, cfg: BuildConfig = BuildConfig()) -> np.ndarray:
     """1 s at 8 kHz -> uint8 [112, 112]: rows are frequency bins, columns are frames."""
-    power = stft_power(wave_, cfg.n_fft, cfg.hop)
+    power = audio_features.stft_power(wave_, cfg.n_fft, cfg.hop)
     if power.shape != AUDIO_SHAPE:
         raise ValueError(f"clip_samples={cfg.clip_samples}, n_fft={cfg.n_fft}, hop={cfg.hop} give "
                          f"a {power.shape} spectrogram; the format needs {AUDIO_SHAPE}.")
@@ -449,7 +424,7 @@ def mfcc(wave_: np.ndarray, cfg: SMILConfig = SMILConfig()) -> np.ndarray:
     """MFCCs ``[n_mfcc, frames]`` (float32): log-mel power (dB), then an orthonormal DCT-II."""
     from scipy.fft import dct
 
-    power = stft_power(wave_, cfg.n_fft, cfg.hop)
+    power = audio_features.stft_power(wave_, cfg.n_fft, cfg.hop)
     mel = audio_features.mel_filterbank(cfg.n_mels, cfg.n_fft, RATE) @ power
     coeffs = dct(10.0 * np.log10(mel + 1e-10), type=2, axis=0, norm="ortho")[: cfg.n_mfcc]
     if coeffs.shape != SMIL_AUDIO_SHAPE:
@@ -489,34 +464,17 @@ def _save(root: Path, rel: str, array: np.ndarray) -> Path:
 
 def _finish(root: Path, files: Sequence[str], info: dict[str, Any]) -> list[Path]:
     from umm_helpers.atomic import write_text
-    from umm_helpers.data.checksums import update_sums
 
     write_text(root / INFO_FILE, json.dumps(info, indent=2, sort_keys=True) + "\n")
     update_sums(root, [*files, INFO_FILE])
     return [root / f for f in (*files, INFO_FILE)]
 
 
-def _progress(iterable: Iterable[Any], total: int, desc: str, enabled: bool) -> Iterable[Any]:
-    from umm_helpers.config import progress_enabled
-
-    if not (enabled and progress_enabled()):
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc)
-
-
-def default_source(root: Path) -> Path:
-    return root / "sources"
-
-
 def _resolve(root: str | Path | None, source: str | Path | None, name: str) -> tuple[Path, Path]:
-    root = root_or_env(root)
-    if root is None:
-        raise ValueError(f"{name}: say where to write the data set: root=DIR "
-                         f"(CLI: --root DIR) or {ENV_ROOT}=DIR.")
-    root = Path(root).expanduser()
-    return root, Path(source).expanduser() if source is not None else default_source(root)
+    """The folder to write (``root`` or ``$UMM_DATA_ROOT``) and the sources (``ROOT/sources``)."""
+    path = resolve_data_root(root, name, "The build writes the data set there (CLI: --root DIR).",
+                             must_exist=False)
+    return path, Path(source).expanduser() if source is not None else path / "sources"
 
 
 def build(root: str | Path | None = None, source: str | Path | None = None,
@@ -554,7 +512,7 @@ def build(root: str | Path | None = None, source: str | Path | None = None,
 
     def noise_clip(j: int) -> np.ndarray:
         if j not in noise_cache:
-            data, rate = read_wav(noise_paths[j])
+            data, rate = audio_features.read_wav(noise_paths[j])
             noise_cache[j] = audio_features.resample(data, rate, RATE) if rate != RATE else data
         return noise_cache[j]
 
@@ -565,10 +523,11 @@ def build(root: str | Path | None = None, source: str | Path | None = None,
         images, labels = mnist[split]
         n = len(labels)
         rows[split] = n
-        written.append(MULTIBENCH_FILES[0 if split == "train" else 3])
-        _save(root, written[-1], degrade(images))
+        image_file, audio_file, label_file = (s.rel for s in multibench_specs(split))
+        written.append(image_file)
+        _save(root, image_file, degrade(images))
         specs = np.empty((n, *AUDIO_SHAPE), dtype=np.uint8)
-        for i in _progress(range(n), n, f"AV-MNIST {split} spectrograms", progress):
+        for i in progress_bar(range(n), n, f"AV-MNIST {split} spectrograms", progress):
             rng = np.random.default_rng([cfg.seed, SPLIT_CODE[split], i])
             pool = pools[split][int(labels[i])]
             rec = pool[int(rng.integers(len(pool)))]
@@ -583,12 +542,11 @@ def build(root: str | Path | None = None, source: str | Path | None = None,
                 if rec.path not in spec_cache:
                     spec_cache[rec.path] = spectrogram_112(speech, cfg)
                 specs[i] = spec_cache[rec.path]
-        written.append(MULTIBENCH_FILES[1 if split == "train" else 4])
-        _save(root, written[-1], specs)
+        written.append(audio_file)
+        _save(root, audio_file, specs)
         del specs
-        written.append(MULTIBENCH_FILES[2 if split == "train" else 5])
-        _save(root, written[-1], labels.astype(np.int64))
-    mnist_paths = [p for k in MNIST_FILES if (p := _mnist_path(source, *k)) is not None]
+        written.append(label_file)
+        _save(root, label_file, labels.astype(np.int64))
     info = {
         "format": "multibench",
         "name": NAME,
@@ -597,7 +555,7 @@ def build(root: str | Path | None = None, source: str | Path | None = None,
         "pca_explained_variance": round(explained, 6),
         "rows": rows,
         "sources": {
-            **_source_info(cfg.fsdd_tag, source, mnist_paths, recordings, used),
+            **_source_info(cfg.fsdd_tag, source, recordings, used),
             "esc50_clips": len(noise_paths),
             "esc50_sha256": fingerprint(noise_paths, source) if noise_paths else None,
         },
@@ -684,7 +642,8 @@ def build_smil(root: str | Path | None = None, source: str | Path | None = None,
         images, labels = mnist[source_split][0][idx], mnist[source_split][1][idx]
         seen = np.zeros(10, dtype=np.int64)
         mfccs = np.empty((len(idx), *SMIL_AUDIO_SHAPE), dtype=np.float32)
-        for i in _progress(range(len(idx)), len(idx), f"AV-MNIST-SMIL {split} MFCCs", progress):
+        for i in progress_bar(range(len(idx)), len(idx), f"AV-MNIST-SMIL {split} MFCCs",
+                              progress):
             d = int(labels[i])
             pool = pools[split][d]
             rec = pool[int(seen[d]) % len(pool)]
@@ -700,13 +659,12 @@ def build_smil(root: str | Path | None = None, source: str | Path | None = None,
     written = []
     for split in SMIL_SPLITS:
         images, mfccs, labels = arrays[split]
-        for rel, arr in zip(SMIL_FILES[3 * SMIL_SPLITS.index(split):][:3],
+        for rel, arr in zip((s.rel for s in smil_specs(split)),
                             (images.astype(np.uint8),
                              ((mfccs - mu) / sd).astype(np.float32),
                              labels.astype(np.int64))):
             _save(root, rel, arr)
             written.append(rel)
-    mnist_paths = [p for k in MNIST_FILES if (p := _mnist_path(source, *k)) is not None]
     info = {
         "format": "smil",
         "name": SMIL_NAME,
@@ -714,6 +672,6 @@ def build_smil(root: str | Path | None = None, source: str | Path | None = None,
         "rows": {s: int(len(arrays[s][2])) for s in SMIL_SPLITS},
         "mfcc_mean": [round(float(v), 6) for v in mu.ravel()],
         "mfcc_std": [round(float(v), 6) for v in sd.ravel()],
-        "sources": _source_info(cfg.fsdd_tag, source, mnist_paths, recordings, used),
+        "sources": _source_info(cfg.fsdd_tag, source, recordings, used),
     }
     return _finish(root, written, info)

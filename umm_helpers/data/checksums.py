@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable
 
 from umm_helpers.atomic import write_text
 
@@ -14,11 +14,16 @@ class DataIntegrityError(RuntimeError):
     """A data file is missing or its sha256 does not match ``SHA256SUMS``."""
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
+def hash_file(h: Any, path: Path) -> None:
+    """Feed the bytes of ``path`` to the hash object ``h`` in 1 MB blocks."""
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    hash_file(h, path)
     return h.hexdigest()
 
 

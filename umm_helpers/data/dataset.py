@@ -149,8 +149,8 @@ def tensor_checksum(*splits: Split) -> str:
             t = split.inputs[m].detach().cpu().contiguous()
             h.update(m.encode())
             h.update(str(tuple(t.shape)).encode())
-            h.update(t.numpy().tobytes())
-        h.update(split.labels.detach().cpu().contiguous().numpy().tobytes())
+            h.update(t.numpy())  # the buffer itself: no copy of a large tensor
+        h.update(split.labels.detach().cpu().contiguous().numpy())
     return h.hexdigest()[:16]
 
 
@@ -201,7 +201,7 @@ class MultiModalDataset:
         return self.train.multilabel
 
     def splits(self) -> dict[str, Split]:
-        return {"train": self.train, "validation": self.validation, "test": self.test}
+        return {name: getattr(self, name) for name in SPLIT_NAMES}
 
     def to(self, device: torch.device | str) -> "MultiModalDataset":
         """A copy with every split on ``device``."""

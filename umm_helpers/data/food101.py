@@ -35,7 +35,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import datasets
 
 FOOD101_SPLITS = ("train", "test")
-CSV_FIELDS = ("image_file_name", "text", "class_name")
 _HEADER_WORDS = ({"image_file_name", "image", "image_name", "file", "filename", "file_name",
                   "image_path", "img", "path"},
                  {"text", "title", "titles", "caption"},

@@ -39,6 +39,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from umm_helpers.config import progress as progress_bar
 from umm_helpers.data.dataset import MultiModalDataset, Split, tensor_checksum
 from umm_helpers.data.roots import resolve_data_root
 from umm_helpers.text import HashingFeaturizer
@@ -94,16 +95,6 @@ def nested_hint(path: Path, marker: str) -> str:
 def resolve_root(root: str | Path | None, name: str) -> Path:
     """``root`` or ``$UMM_DATA_ROOT`` as an existing folder; raise saying what to do otherwise."""
     return resolve_data_root(root, name, HOWTO[name], VisionLanguageFormatError)
-
-
-def _progress(iterable: Iterable[Any], total: int, desc: str) -> Iterable[Any]:
-    from umm_helpers.config import progress_enabled
-
-    if not progress_enabled():
-        return iterable
-    from tqdm.auto import tqdm
-
-    return tqdm(iterable, total=total, desc=desc, unit="img", leave=False)
 
 
 def _resize_crop(img: Any, size: int) -> np.ndarray:
@@ -174,7 +165,7 @@ def _decode_all(values: Sequence[Any] | Iterable[Any], n: int, size: int,
                 wheres: Sequence[str], fix: str, desc: str,
                 image_root: Path | None = None) -> Tensor:
     out = torch.empty((n, 3, size, size), dtype=torch.float32)
-    for i, value in enumerate(_progress(values, n, desc)):
+    for i, value in enumerate(progress_bar(values, n, desc, unit="img", leave=False)):
         out[i] = torch.from_numpy(decode_image(value, size, wheres[i], fix, image_root))
     return out
 
