@@ -6,11 +6,11 @@ STAMP  := $(VENV)/.installed
 # Headless runs (course, notebooks, tests) hide progress bars; make lab keeps them.
 QUIET  := UMM_PROGRESS=0
 
-.PHONY: setup course test unit nbval browser notebooks lab data gpu-check clean help
+.PHONY: setup course test lint unit nbval browser notebooks lab data gpu-check clean help
 
 help:
 	@echo "make course     set up .venv and run every notebook into build/ (executed + HTML)"
-	@echo "make test       set up .venv and run the unit tests and nbval on every notebook"
+	@echo "make test       set up .venv, lint and type-check, run the unit tests and nbval on every notebook"
 	@echo "make setup      only create/refresh .venv"
 	@echo "make lab        JupyterLab on the course"
 	@echo "make notebooks  refresh the committed notebook outputs in place"
@@ -30,6 +30,11 @@ course: setup
 notebooks: setup
 	$(QUIET) $(PY) -m umm_helpers course --inplace
 
+# Lint and type-check the package (and lint the tests) before anything runs.
+lint: setup
+	$(VENV)/bin/ruff check umm_helpers tests
+	$(VENV)/bin/mypy
+
 unit: setup
 	$(QUIET) $(PY) -m pytest -q -n 2 --dist loadscope --ignore=tests/browser tests
 
@@ -42,7 +47,7 @@ nbval: setup
 browser: setup
 	$(QUIET) UMM_RUNS_DIR=$(CURDIR)/build/test-runs $(PY) -m pytest -q -p no:xdist tests/browser
 
-test: unit nbval browser
+test: lint unit nbval browser
 
 lab: setup
 	$(PY) -m umm_helpers lab

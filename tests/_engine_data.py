@@ -45,8 +45,8 @@ def late_model(dataset: MultiModalDataset, seed: int = 0):
     """A LateFusionModel with default encoders, initialised from ``seed``."""
     import torch
 
-    from umm_helpers.encoders import default_encoders, feature_dim
-    from umm_helpers.fusion import LateFusionModel
+    from umm_helpers.core.encoders import default_encoders, feature_dim
+    from umm_helpers.core.fusion import LateFusionModel
 
     torch.manual_seed(seed)
     enc = {m: f() for m, f in default_encoders(dataset).items()}

@@ -57,7 +57,7 @@ def test_no_error_outputs_and_no_svg(nb):
 def test_no_trailing_semicolon(nb):
     _, data = nb
     for cell in code_cells(data):
-        lines = [l for l in source(cell).rstrip().splitlines() if l.strip()]
+        lines = [x for x in source(cell).rstrip().splitlines() if x.strip()]
         if lines:
             assert not lines[-1].rstrip().endswith(";"), f"trailing ';' in: {lines[-1]}"
 

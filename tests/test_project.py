@@ -1,9 +1,11 @@
 """Project wiring: environment.yml agrees with pyproject.toml, the Makefile and CI commands."""
+import json
 import re
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,7 +45,8 @@ def test_environment_lists_no_python_library_of_its_own():
     for extra in pyproject()["project"]["optional-dependencies"].values():
         deps |= {re.split(r"[<>=!\[ ]", d)[0].lower() for d in extra}
     names = {re.split(r"[<>= ]", c)[0].lower() for c in conda if c != "pip:"}
-    assert names <= {"python", "pip", "espeak-ng"}, f"conda lists {names - {'python', 'pip', 'espeak-ng'}}"
+    allowed = {"python", "pip", "espeak-ng"}
+    assert names <= allowed, f"conda lists {names - allowed}"
     assert not names & deps, "a Python library must come from pyproject.toml only"
     py = next(c for c in conda if c.startswith("python"))
     major_minor = tuple(int(x) for x in py.split("=")[1].split(".")[:2])
@@ -54,7 +57,8 @@ def test_environment_lists_no_python_library_of_its_own():
 def test_torch_is_pinned_once():
     deps = pyproject()["project"]["dependencies"]
     assert "torch==2.14.1" in deps and "torchvision==0.29.1" in deps
-    hits = [p for p in ROOT.rglob("*") if p.is_file() and p.suffix in {".toml", ".yml", ".txt", ".cfg"}
+    kinds = {".toml", ".yml", ".txt", ".cfg"}
+    hits = [p for p in ROOT.rglob("*") if p.is_file() and p.suffix in kinds
             and not {".venv", "build", ".git"} & set(p.parts) and "egg-info" not in str(p)
             and "torch==" in p.read_text(errors="ignore")]
     assert hits == [ROOT / "pyproject.toml"]
@@ -67,7 +71,7 @@ def test_required_dependencies_present():
         assert name in deps
     extras = pyproject()["project"]["optional-dependencies"]
     assert {"pytest", "nbval", "pytest-xdist"} <= {re.split(r"[<>=]", d)[0] for d in extras["test"]}
-    assert pyproject()["project"]["scripts"]["umm"] == "umm_helpers.cli:main"
+    assert pyproject()["project"]["scripts"]["umm"] == "umm_helpers.tools.cli:main"
 
 
 def test_make_targets_exist():
@@ -93,31 +97,45 @@ def test_cli_entry_points_work():
 def test_import_has_no_side_effects():
     code = ("import torch, random; s = torch.initial_seed(); import umm_helpers, sys; "
             "assert torch.initial_seed() == s; "
-            "assert 'umm_helpers.train' not in sys.modules; print('ok')")
+            "assert 'umm_helpers.engine.trainer' not in sys.modules; print('ok')")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "ok", out.stderr
 
 
 def test_lab_opens_the_first_notebook_with_widgets_extension():
-    from umm_helpers.cli import lab_command
+    from umm_helpers.tools.cli import lab_command
 
     cmd, url = lab_command(8899, "abc")
     assert url == "http://127.0.0.1:8899/lab/tree/00_setup_and_data.ipynb?token=abc"
     assert "--port=8899" in cmd and "--IdentityProvider.token=abc" in cmd
-    assert cmd[1].endswith("notebooks") and (ROOT / "notebooks" / "00_setup_and_data.ipynb").exists()
+    assert cmd[1].endswith("notebooks")
+    assert (ROOT / "notebooks" / "00_setup_and_data.ipynb").exists()
     out = subprocess.run([str(Path(cmd[0]).parent / "jupyter"), "labextension", "list"],
                          capture_output=True, text=True)
     listing = out.stdout + out.stderr
     assert "@jupyter-widgets/jupyterlab-manager" in listing and "enabled" in listing
-    dry = subprocess.run([sys.executable, "-m", "umm_helpers", "lab", "--dry-run", "--port", "8899"],
-                         capture_output=True, text=True, check=True)
+    dry = subprocess.run([sys.executable, "-m", "umm_helpers", "lab", "--dry-run",
+                          "--port", "8899"], capture_output=True, text=True, check=True)
     assert "http://127.0.0.1:8899/lab/tree/00_setup_and_data.ipynb?token=" in dry.stdout
 
 
 def test_every_public_name_resolves_even_after_submodule_imports():
-    code = ("import umm_helpers as umm, importlib; "
-            "[importlib.import_module('umm_helpers.' + m) for m in set(umm._EXPORTS.values())]; "
-            "bad = [n for n in umm._EXPORTS if not (callable(getattr(umm, n)) or n == 'METHODS')]; "
-            "print(bad)")
+    """Importing every layer first must not hide a façade name behind a submodule."""
+    code = ("import umm_helpers as umm, importlib, types; "
+            "[importlib.import_module('umm_helpers.' + t.partition(':')[0]) "
+            " for t in set(umm._EXPORTS.values())]; "
+            "bad = [n for n, t in umm._EXPORTS.items() "
+            "       if isinstance(getattr(umm, n), types.ModuleType) != t.endswith(':')]; "
+            "print(bad, umm.evaluate.__module__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    assert out.stdout.strip() == "[] umm_helpers.core.scoring"
+
+
+def test_notebooks_import_only_the_facade():
+    """Learners see one import: ``import umm_helpers as umm``."""
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        code = "".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"]
+                       if c["cell_type"] == "code")
+        imports = re.findall(r"^\s*(?:from|import) umm_helpers\S*(?: import [^\n]*)?", code,
+                             re.M)
+        assert imports == ["import umm_helpers as umm"], f"{path.name}: {imports}"

@@ -45,7 +45,8 @@ def _free_port() -> int:
 @pytest.fixture()
 def lab(tmp_path):
     """A JupyterLab server on 127.0.0.1 serving a copy of the explorer notebook."""
-    if not Path(CHROMIUM).exists() or shutil.which("jupyter-lab", path=str(Path(sys.executable).parent)) is None:
+    lab_exe = shutil.which("jupyter-lab", path=str(Path(sys.executable).parent))
+    if not Path(CHROMIUM).exists() or lab_exe is None:
         if _required():
             pytest.fail(f"{CHROMIUM} and jupyter-lab are required here: apt-get install chromium")
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
@@ -78,10 +79,10 @@ def lab(tmp_path):
             try:
                 with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
                     break
-            except OSError:
+            except OSError as exc:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("JupyterLab did not start:\n" +
-                                       (tmp_path / "jupyterlab.log").read_text()[-3000:])
+                                       (tmp_path / "jupyterlab.log").read_text()[-3000:]) from exc
                 time.sleep(0.5)
         yield base, token
     finally:

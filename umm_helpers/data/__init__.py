@@ -1,8 +1,9 @@
 """Data sets and the registry ``load_dataset(name, ...)`` (taught in notebook 00)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import import_module
-from typing import Any, Callable
+from typing import Any
 
 from umm_helpers.data.dataset import MultiModalDataset, Split
 

@@ -20,10 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from umm_helpers.config import data_dir, progress as progress_bar
 from umm_helpers.data import audio
 from umm_helpers.data.checksums import update_sums, verify
 from umm_helpers.data.dataset import MultiModalDataset, Split
+from umm_helpers.settings import data_dir
+from umm_helpers.settings import progress as progress_bar
 
 NAME = "av-digits"
 SUBDIR = "av-digits"
@@ -76,7 +77,8 @@ def espeak_version() -> str:
     return out.stdout.strip()
 
 
-def synthesize(word: str, accent: str, variant: str, speed: int, pitch: int) -> tuple[np.ndarray, int]:
+def synthesize(word: str, accent: str, variant: str, speed: int, pitch: int
+               ) -> tuple[np.ndarray, int]:
     """Speak ``word`` with espeak-ng; return (float waveform in [-1, 1], sample rate)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "clip.wav"
@@ -185,7 +187,8 @@ def _to_table(arrays: dict[str, np.ndarray], cfg: BuildConfig, version: str) -> 
     n = len(arrays["label"])
     cols = {
         "label": pa.array(arrays["label"], pa.int64()),
-        "image": pa.FixedSizeListArray.from_arrays(pa.array(arrays["image"].ravel(), pa.uint8()), 64),
+        "image": pa.FixedSizeListArray.from_arrays(
+            pa.array(arrays["image"].ravel(), pa.uint8()), 64),
         "spectrogram": pa.FixedSizeListArray.from_arrays(
             pa.array(arrays["spectrogram"].ravel(), pa.uint8()), cfg.n_mels * cfg.frames),
         "waveform": pa.array([bytes(row) for row in arrays["waveform"]], pa.binary()),
@@ -266,7 +269,8 @@ def load(root: str | Path | None = None, verify_sums: bool = True) -> MultiModal
                                   "image_index", "waveform")}
         splits.append(Split(inputs, torch.from_numpy(a["label"]), list(WORDS), s, meta))
     checksum = "-".join(sums.get(f, "")[:8] for f in FILES) if sums else ""
-    return MultiModalDataset(*splits, name=NAME, checksum=checksum,
+    train, validation, test = splits
+    return MultiModalDataset(train, validation, test, name=NAME, checksum=checksum,
                              info={"rate": BuildConfig().rate, "root": str(root)})
 
 

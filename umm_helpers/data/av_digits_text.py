@@ -20,23 +20,25 @@ MLP also memorises the mislabelled captions, which costs some of the clear ones 
 (``word``, ``numeral``, ``sum``, ``difference``, ``neighbour``, ``ambiguous``, ``other``) and
 ``meta["text_digit"]`` the digit it names (-1 for ambiguous ones). The model reads
 ``inputs["text"]``: a hashed bag of word and character n-grams
-(:class:`umm_helpers.text.HashingFeaturizer`, ``dim`` floats), so the default MLP encoder is the
-small trainable text encoder. To use a frozen pretrained sentence encoder instead, see
-:func:`umm_helpers.feature_cache.cache_features` with :class:`umm_helpers.text.SentenceEncoder`.
+(:class:`umm_helpers.data.text_features.HashingFeaturizer`, ``dim`` floats), so the default MLP
+encoder is the small trainable text encoder. To use a frozen pretrained sentence encoder
+instead, see :func:`umm_helpers.methods.feature_cache.cache_features` with
+:class:`umm_helpers.core.text.SentenceEncoder`.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from umm_helpers.data import av_digits
 from umm_helpers.data.dataset import MultiModalDataset, Split
-from umm_helpers.text import HashingFeaturizer
+from umm_helpers.data.text_features import HashingFeaturizer
 
 NAME = "av-digits-text"
 WORDS = av_digits.WORDS
@@ -77,7 +79,7 @@ class TextConfig:
     p_filler: float = 0.25
     dim: int = 512
 
-    def validate(self) -> "TextConfig":
+    def validate(self) -> TextConfig:
         for name in ("p_other", "p_ambiguous", "p_arithmetic", "p_typo", "p_filler"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -169,8 +171,8 @@ def describe(label: int, key: int, cfg: TextConfig = TextConfig()) -> tuple[str,
     return _decorate(_clear(d, kind, rng, cfg), rng, cfg), kind, d
 
 
-def describe_split(labels: Sequence[int], keys: Sequence[int], cfg: TextConfig = TextConfig()
-                   ) -> dict[str, np.ndarray]:
+def describe_split(labels: Sequence[int] | np.ndarray, keys: Sequence[int] | np.ndarray,
+                   cfg: TextConfig = TextConfig()) -> dict[str, np.ndarray]:
     """``{"text", "text_kind", "text_digit"}`` arrays for one split."""
     rows = [describe(int(y), int(k), cfg) for y, k in zip(labels, keys)]
     texts, kinds, digits = zip(*rows) if rows else ((), (), ())
@@ -199,7 +201,8 @@ def add_text(base: MultiModalDataset, cfg: TextConfig = TextConfig(),
                             split.name, {**split.meta, **meta_text}))
     checksum = f"{base.checksum}-t{digest.hexdigest()[:8]}" if base.checksum else ""
     info = {**base.info, "text_config": asdict(cfg), "text_featurizer": featurizer.identity}
-    return MultiModalDataset(*splits, name=name, checksum=checksum, info=info)
+    train, validation, test = splits
+    return MultiModalDataset(train, validation, test, name=name, checksum=checksum, info=info)
 
 
 def load(root: str | Path | None = None, verify_sums: bool = True,

@@ -31,7 +31,7 @@ SMIL itself has no validation split; the builder adds 150 extra pairs (15 per cl
 from both, so train and test keep SMIL's sizes. Images are divided by 255; MFCCs are used as
 stored. The "severely missing" setting of SMIL keeps audio for only 15 (or 21) of the 105
 training pairs per class: pass ``TrainConfig(keep=severe_keep(15))`` (that is
-``keep={"audio": 15 / 105}``) and :func:`umm_helpers.missing.training_presence` keeps audio for
+``keep={"audio": 15 / 105}``) and :func:`umm_helpers.core.missing.training_presence` keeps audio for
 exactly 150 (or 210) of the 1,050 training pairs, a seeded choice over the whole split (so about,
 not exactly, 15 per class).
 
@@ -221,7 +221,7 @@ def to_float_tensor(arr: np.ndarray, path: Path, scale: float | None, hasher: An
     floating = np.issubdtype(arr.dtype, np.floating)
     for start in range(0, n, step):
         block = np.ascontiguousarray(arr[start:start + step])
-        hasher.update(memoryview(block).cast("B"))
+        hasher.update(block.data.cast("B"))
         values = torch.from_numpy(block.astype(np.float32).reshape(len(block), -1))
         if floating:
             bad = ~torch.isfinite(values)
@@ -290,7 +290,9 @@ def load_smil(root: str | Path | None = None) -> MultiModalDataset:
         aud = to_float_tensor(audio, path / aud_spec.rel, None, hasher, SMIL_AUDIO_SHAPE)
         hasher.update(labels.tobytes())
         splits.append(_split(img, aud, labels, s, np.arange(len(labels), dtype=np.int64)))
-    return MultiModalDataset(*splits, name=SMIL_NAME, checksum=hasher.hexdigest()[:16],
+    train, validation, test = splits
+    return MultiModalDataset(train, validation, test, name=SMIL_NAME,
+                             checksum=hasher.hexdigest()[:16],
                              info={"root": str(path), "format": "smil"})
 
 

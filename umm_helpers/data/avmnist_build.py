@@ -49,18 +49,27 @@ import json
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
+from numpy.typing import DTypeLike
 
-from umm_helpers.config import progress as progress_bar
 from umm_helpers.data import audio as audio_features
-from umm_helpers.data.avmnist import (AUDIO_SHAPE, NAME, SMIL_AUDIO_SHAPE, SMIL_NAME,
-                                      SMIL_SPLITS, multibench_specs, smil_specs)
+from umm_helpers.data.avmnist import (
+    AUDIO_SHAPE,
+    NAME,
+    SMIL_AUDIO_SHAPE,
+    SMIL_NAME,
+    SMIL_SPLITS,
+    multibench_specs,
+    smil_specs,
+)
 from umm_helpers.data.checksums import hash_file, update_sums
 from umm_helpers.data.roots import resolve_data_root
+from umm_helpers.settings import progress as progress_bar
 
 FSDD_REPO = "https://github.com/Jakobovski/free-spoken-digit-dataset"
 FSDD_TAG = "v1.0.10"
@@ -80,7 +89,8 @@ INFO_FILE = "build_info.json"
 SPLIT_CODE = {"train": 0, "validation": 1, "test": 2}
 RATE = 8000
 _FSDD_NAME = re.compile(r"^([0-9])_([A-Za-z0-9-]+)_([0-9]+)\.wav$")
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, DTypeLike] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4",
+                                     0x0D: ">f4", 0x0E: ">f8"}
 
 
 class SourceError(RuntimeError):
@@ -118,7 +128,7 @@ class PCARule:
         if self.kind == "components":
             return min(int(self.value), d)
         cumulative = np.cumsum(explained_ratio)
-        return int(min(d, np.searchsorted(cumulative, float(self.value) - 1e-12) + 1))
+        return min(d, int(np.searchsorted(cumulative, float(self.value) - 1e-12)) + 1)
 
 
 @dataclass(frozen=True)
@@ -500,7 +510,7 @@ def build(root: str | Path | None = None, source: str | Path | None = None,
                               f"{'<' if split == 'test' else '>='} {cfg.test_index_below}) of "
                               f"digit(s) {empty}.")
     if cfg.pca.kind == "none":
-        degrade: Callable[[np.ndarray], np.ndarray] = lambda x: x.reshape(len(x), -1)
+        degrade: Callable[[np.ndarray], np.ndarray] = lambda x: x.reshape(len(x), -1)  # noqa: E731
         n_comps, explained = 784, 1.0
     else:
         mean, comps, ratio = fit_pca(mnist["train"][0], cfg.pca)

@@ -54,7 +54,8 @@ def load(scale: float = 1.0, seed: int = 0, noise: float = 1.0) -> MultiModalDat
         inputs = {m: _fill(SHAPES[m], templates[m], labels, noise, gen) for m in SHAPES}
         splits.append(Split(inputs, labels, list(CLASSES), name, {}))
     recipe = f"{NAME}|torch-randn|scale={scale!r}|seed={int(seed)}|noise={noise!r}"
-    return MultiModalDataset(*splits, name=NAME,
+    train, validation, test = splits
+    return MultiModalDataset(train, validation, test, name=NAME,
                              checksum=hashlib.sha256(recipe.encode()).hexdigest()[:16],
                              info={"scale": scale, "seed": int(seed), "noise": noise,
                                    "purpose": "timing only: random templates plus noise"})

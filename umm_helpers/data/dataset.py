@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ class Split:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def to(self, device: torch.device | str) -> "Split":
+    def to(self, device: torch.device | str) -> Split:
         """A copy of this split with every tensor on ``device``."""
         return Split(
             inputs={m: x.to(device) for m, x in self.inputs.items()},
@@ -71,7 +72,7 @@ class Split:
             meta=dict(self.meta),
         )
 
-    def subset(self, index: Tensor | Sequence[int] | np.ndarray) -> "Split":
+    def subset(self, index: Tensor | Sequence[int] | np.ndarray) -> Split:
         """The samples at ``index`` (metadata arrays are indexed too)."""
         idx = torch.as_tensor(np.asarray(index) if not isinstance(index, Tensor) else index)
         idx = idx.to(self.labels.device)
@@ -115,7 +116,7 @@ def _validate_split(name: str, inputs: Mapping[str, Any], labels: Any,
             raise ValueError(
                 f"split {name!r}: modality {m!r} contains {int(bad.sum())} NaN or inf values "
                 f"(first in sample {first}). A missing modality is never NaN here: zero-fill "
-                "it and mark it absent with a presence mask (see umm_helpers.missing).")
+                "it and mark it absent with a presence mask (see umm_helpers.core.missing).")
     n_classes = len(classes) if classes is not None else None
     if y.ndim == 1:
         if torch.is_floating_point(y):
@@ -149,8 +150,8 @@ def tensor_checksum(*splits: Split) -> str:
             t = split.inputs[m].detach().cpu().contiguous()
             h.update(m.encode())
             h.update(str(tuple(t.shape)).encode())
-            h.update(t.numpy())  # the buffer itself: no copy of a large tensor
-        h.update(split.labels.detach().cpu().contiguous().numpy())
+            h.update(t.numpy().data)  # the buffer itself: no copy of a large tensor
+        h.update(split.labels.detach().cpu().contiguous().numpy().data)
     return h.hexdigest()[:16]
 
 
@@ -203,7 +204,7 @@ class MultiModalDataset:
     def splits(self) -> dict[str, Split]:
         return {name: getattr(self, name) for name in SPLIT_NAMES}
 
-    def to(self, device: torch.device | str) -> "MultiModalDataset":
+    def to(self, device: torch.device | str) -> MultiModalDataset:
         """A copy with every split on ``device``."""
         return MultiModalDataset(self.train.to(device), self.validation.to(device),
                                  self.test.to(device), self.name, self.checksum, dict(self.info))
@@ -223,7 +224,7 @@ class MultiModalDataset:
                     validation: tuple[Mapping[str, Any], Any],
                     test: tuple[Mapping[str, Any], Any],
                     classes: Sequence[str] | None = None, name: str = "custom",
-                    meta: Mapping[str, Mapping[str, Any]] | None = None) -> "MultiModalDataset":
+                    meta: Mapping[str, Mapping[str, Any]] | None = None) -> MultiModalDataset:
         """Build a data set from ``(inputs, labels)`` pairs of numpy arrays or tensors.
 
         ``inputs`` maps modality name to an array ``[N, ...]``; labels are ``[N]`` integers
@@ -238,9 +239,11 @@ class MultiModalDataset:
             checked[split_name] = _validate_split(split_name, pair[0], pair[1], classes)
         if classes is None:
             y = checked["train"][1]
-            n = y.shape[1] if y.ndim == 2 else int(max(int(t[1].max()) for t in checked.values())) + 1
+            n = (y.shape[1] if y.ndim == 2
+                 else int(max(int(t[1].max()) for t in checked.values())) + 1)
             classes = [str(i) for i in range(n)]
         meta = meta or {}
         splits = [Split(x, y, list(classes), k, dict(meta.get(k, {})))
                   for k, (x, y) in checked.items()]
-        return cls(*splits, name=name)
+        train_split, validation_split, test_split = splits
+        return cls(train_split, validation_split, test_split, name=name)

@@ -23,13 +23,23 @@ split is carved.
 from __future__ import annotations
 
 import csv
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from umm_helpers.data.dataset import MultiModalDataset
-from umm_helpers.data.vision_language import (DEFAULT_IMAGE_SIZE, DEFAULT_TEXT_DIM, FOOD101,
-                                              HOWTO, MARKERS, VisionLanguageFormatError,
-                                              check_fraction, from_hf, nested_hint, resolve_root)
+from umm_helpers.data.vision_language import (
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_TEXT_DIM,
+    FOOD101,
+    HOWTO,
+    MARKERS,
+    VisionLanguageFormatError,
+    check_fraction,
+    from_hf,
+    nested_hint,
+    resolve_root,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -103,7 +113,7 @@ def food101_classes(root: Path) -> list[str]:
     return sorted(names)
 
 
-def read_food101(root: str | Path | None = None) -> "datasets.DatasetDict":
+def read_food101(root: str | Path | None = None) -> datasets.DatasetDict:
     """The checked UPMC Food101 files as a ``datasets.DatasetDict`` (``train``, ``test``).
 
     Columns: ``image`` (absolute file path), ``text``, ``label`` (``ClassLabel`` over the sorted

@@ -19,13 +19,23 @@ are sorted (as strings) in every split.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from umm_helpers.data.dataset import MultiModalDataset
-from umm_helpers.data.vision_language import (DEFAULT_IMAGE_SIZE, DEFAULT_TEXT_DIM, HOWTO,
-                                              MARKERS, MMIMDB, VisionLanguageFormatError,
-                                              check_int, from_hf, nested_hint, resolve_root)
+from umm_helpers.data.vision_language import (
+    DEFAULT_IMAGE_SIZE,
+    DEFAULT_TEXT_DIM,
+    HOWTO,
+    MARKERS,
+    MMIMDB,
+    VisionLanguageFormatError,
+    check_int,
+    from_hf,
+    nested_hint,
+    resolve_root,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -95,7 +105,7 @@ def _plot_of(meta: Any, path: Path) -> tuple[str, list[str]]:
 
 
 def read_mmimdb(root: str | Path | None = None, limit: int | None = None
-                ) -> "datasets.DatasetDict":
+                ) -> datasets.DatasetDict:
     """The checked MM-IMDB files as a ``datasets.DatasetDict`` (``train``, ``validation`` = dev,
     ``test``). Columns: ``image`` (absolute poster path), ``text`` (first plot), ``label`` (the
     movie's genre names, unfiltered), ``id`` and ``file``. Ids sorted; ``limit`` keeps the first

@@ -9,8 +9,8 @@ arranged so that each view separates a *different* pair of class groups:
 * view ``x2`` does the opposite: {0, 2} vs {1, 3} far apart, {0, 1} vs {2, 3} only nudged.
 
 So each view alone is partially informative, and the two together are close to perfect: the
-views carry *complementary* information. :mod:`umm_helpers.theory` computes the exact entropies,
-mutual informations and Bayes accuracies of a :class:`TaskSpec`.
+views carry *complementary* information. :mod:`umm_helpers.course.theory` computes the exact
+entropies, mutual informations and Bayes accuracies of a :class:`TaskSpec`.
 """
 from __future__ import annotations
 
@@ -88,11 +88,12 @@ def load(n_train: int = 20000, n_val: int = 4000, n_test: int = 10000, seed: int
     """The synthetic task as a :class:`MultiModalDataset` (inputs ``[N, 2]`` per view).
 
     Splits use different seeds derived from ``seed``; ``info["spec"]`` holds the
-    :class:`TaskSpec`, so :mod:`umm_helpers.theory` can give the exact ceilings.
+    :class:`TaskSpec`, so :mod:`umm_helpers.course.theory` can give the exact ceilings.
     """
     spec = make_task(sigma1, sigma2)
-    parts = [sample(spec, n, seed=3 * seed + k) for k, n in enumerate((n_train, n_val, n_test))]
-    ds = MultiModalDataset.from_arrays(*parts, classes=list(CLASSES), name=NAME)
+    train, validation, test = [sample(spec, n, seed=3 * seed + k)
+                               for k, n in enumerate((n_train, n_val, n_test))]
+    ds = MultiModalDataset.from_arrays(train, validation, test, classes=list(CLASSES), name=NAME)
     ds.info.update({"spec": spec, "seed": seed, "sigma1": float(sigma1),
                     "sigma2": float(sigma2)})
     return ds

@@ -10,14 +10,14 @@ Both data sets have two modalities:
   in [0, 1], shape ``[N, 3, S, S]`` (memory: ``N * 3 * S * S * 4`` bytes; about 4.4 GB for all
   of Food101 at ``S = 64``);
 * ``text``: the raw strings are kept in ``split.meta["text"]`` and the model reads
-  ``inputs["text"] = HashingFeaturizer(dim=text_dim)(texts)`` (see :mod:`umm_helpers.text`;
-  :func:`umm_helpers.feature_cache.cache_features` with a ``SentenceEncoder`` swaps in frozen
-  sentence embeddings, and with an image backbone such as ``TorchvisionEncoder`` frozen image
-  features).
+  ``inputs["text"] = HashingFeaturizer(dim=text_dim)(texts)`` (see :mod:`umm_helpers.core.text`;
+  :func:`umm_helpers.methods.feature_cache.cache_features` with a ``SentenceEncoder`` swaps in
+  frozen sentence embeddings, and with an image backbone such as ``TorchvisionEncoder`` frozen
+  image features).
 
 Real samples are never filled in: an empty text, a missing image file or an unreadable image
 raises an error naming the file (or row) and the fix. Missing modalities are simulated by the
-course's presence masks (:mod:`umm_helpers.missing`), never stored in the data.
+course's presence masks (:mod:`umm_helpers.core.missing`), never stored in the data.
 
 The folder is ``root=...`` or, when not given, ``$UMM_DATA_ROOT`` (the data set's own folder,
 e.g. ``UMM_DATA_ROOT=/data/upmc_food101``). :func:`from_hf` turns a ``datasets.DatasetDict``
@@ -32,17 +32,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from umm_helpers.config import progress as progress_bar
 from umm_helpers.data.dataset import MultiModalDataset, Split, tensor_checksum
 from umm_helpers.data.roots import resolve_data_root
-from umm_helpers.text import HashingFeaturizer
+from umm_helpers.data.text_features import HashingFeaturizer
+from umm_helpers.settings import progress as progress_bar
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -309,7 +310,7 @@ def _scalar_columns(ds: Any, skip: set[str]) -> list[str]:
             if c not in skip and isinstance(f, datasets.Value)]
 
 
-def from_hf(dataset_dict: "datasets.DatasetDict | datasets.Dataset | Mapping[str, Any]",
+def from_hf(dataset_dict: datasets.DatasetDict | datasets.Dataset | Mapping[str, Any],
             image_column: str = "image", text_column: str = "text", label_column: str = "label",
             *, classes: Sequence[str] | None = None, image_size: int = DEFAULT_IMAGE_SIZE,
             text_dim: int = DEFAULT_TEXT_DIM, val_fraction: float = 0.1,
@@ -418,7 +419,8 @@ def from_hf(dataset_dict: "datasets.DatasetDict | datasets.Dataset | Mapping[str
                "text_featurizer": featurizer.identity, "classes": len(class_list),
                "multilabel": multilabel, "sizes": {s.name: len(s) for s in splits},
                "limit": limit, "seed": seed, "carved": carved}
-    return MultiModalDataset(*splits, name=name, checksum=checksum, info=details)
+    train, validation, test = splits
+    return MultiModalDataset(train, validation, test, name=name, checksum=checksum, info=details)
 
 
 __all__ = ["FOOD101", "MMIMDB", "VisionLanguageFormatError", "decode_image", "from_hf",

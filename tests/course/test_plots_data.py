@@ -1,0 +1,55 @@
+"""Data-set figures of notebook 00 return Figures with the expected content."""
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from umm_helpers.core.missing import MaskTable
+from umm_helpers.course import plots
+from umm_helpers.data import MultiModalDataset
+
+
+@pytest.fixture(scope="module")
+def ds():
+    rng = np.random.default_rng(0)
+    part = lambda n: ({"image": rng.random((n, 1, 8, 8)), "audio": rng.random((n, 1, 6, 5))},
+                      np.arange(n) % 3)
+    return MultiModalDataset.from_arrays(part(12), part(6), part(6), classes=["a", "b", "c"])
+
+
+def test_image_grid_titles_and_missing(ds):
+    present = np.array([True, False] * 3)
+    fig = plots.image_grid(ds.test, n=6, cols=3, present=present)
+    assert isinstance(fig, Figure)
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles == ["a", "b (missing)", "c", "a (missing)", "b", "c (missing)"]
+
+
+def test_spectrograms_and_balance(ds):
+    assert len(plots.spectrograms(ds.test, [0, 1, 2]).axes) == 3
+    fig = plots.class_balance(ds.splits())
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert labels == ["train (12)", "validation (6)", "test (6)"]
+
+
+def test_mask_tables_title_reports_missing_fraction():
+    t = MaskTable.create(100, ["audio", "image"], 0)
+    fig = plots.mask_tables({"miss:image": t.presence_array("miss:image")}, t.modalities)
+    assert "missing: audio 0.00, image 1.00" in fig.axes[0].get_title()
+
+
+def test_score_bars_one_bar_per_method_and_condition():
+    rows = [{"method": "a", "full": (0.9, 0.01), "miss:x": (0.5, 0.1)},
+            {"method": "b", "full": (0.8, 0.02), "miss:x": (0.7, 0.0)}]
+    fig = plots.score_bars(rows, ["full", "miss:x"], title="t")
+    ax = fig.axes[0]
+    heights = sorted(round(p.get_height(), 2) for p in ax.patches)
+    assert heights == [0.5, 0.7, 0.8, 0.9]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
+
+
+def test_sweep_curves_label_with_aurc():
+    res = {"m": {"rates": [0, 0.5, 1], "sweeps": {"any": [0.9, 0.8, 0.7]}, "aurc": {"any": 0.8}}}
+    fig = plots.sweep_curves(res, ["any"], marker=("any", 0.5))
+    ax = fig.axes[0]
+    assert ax.get_legend().get_texts()[0].get_text() == "m (AURC 0.800)"
+    assert list(ax.lines[0].get_ydata()) == [0.9, 0.8, 0.7]

@@ -1,0 +1,81 @@
+"""Wall time per method (``umm bench --methods``) and the ``avmnist-shapes`` stand-in."""
+import json
+
+import pytest
+import torch
+from _engine_data import tiny_dataset
+
+import umm_helpers.data as data
+from umm_helpers.data import load_dataset
+from umm_helpers.data.avmnist_shapes import split_sizes
+from umm_helpers.tools.bench import bench, method_times, method_timing
+
+
+def test_shapes_standin_has_avmnist_sizes_and_shapes():
+    assert split_sizes(1.0) == {"train": 55_000, "validation": 5_000, "test": 10_000}
+    ds = load_dataset("avmnist-shapes", scale=0.002)
+    assert [len(s) for s in ds.splits().values()] == [110, 10, 20]
+    assert tuple(ds.train.inputs["image"].shape[1:]) == (1, 28, 28)
+    assert tuple(ds.train.inputs["audio"].shape[1:]) == (1, 112, 112)
+    assert ds.num_classes == 10 and ds.train.inputs["audio"].dtype == torch.float32
+
+
+def test_shapes_standin_is_deterministic_per_seed():
+    a, b = (load_dataset("avmnist-shapes", scale=0.001, seed=3) for _ in range(2))
+    c = load_dataset("avmnist-shapes", scale=0.001, seed=4)
+    assert torch.equal(a.test.inputs["audio"], b.test.inputs["audio"])
+    assert a.checksum == b.checksum != c.checksum
+    assert not torch.equal(a.test.inputs["audio"], c.test.inputs["audio"])
+
+
+@pytest.mark.parametrize("scale", [0, -1, 1.5])
+def test_shapes_standin_rejects_bad_scale(scale):
+    with pytest.raises(ValueError, match=r"scale = .*fraction in \(0, 1\]"):
+        split_sizes(scale)
+
+
+def test_method_timing_separates_overhead_own_and_reused_stages():
+    history = ([{"stage": "unimodal:a", "seconds": 2.0, "reused": True}] * 2
+               + [{"stage": "finetune", "seconds": 1.0}, {"stage": "finetune", "seconds": 3.0}])
+    row = method_timing(history, wall_s=5.0, estimate_epochs=10)
+    assert row["overhead_s"] == 1.0  # 5 s wall - 4 s of own epochs; reused epochs are not in wall
+    assert row["epoch_s"] == {"unimodal:a": 2.0, "finetune": 2.0}
+    assert row["estimate_s"] == 1.0 + 10 * 4.0
+    assert row["own_estimate_s"] == 1.0 + 10 * 2.0
+
+
+def test_method_timing_counts_unimodal_runs_trained_during_the_call():
+    history = [{"stage": "unimodal:a", "seconds": 2.0, "reused": False},
+               {"stage": "finetune", "seconds": 1.0}]
+    assert method_timing(history, wall_s=4.0, estimate_epochs=1)["overhead_s"] == 1.0
+
+
+def test_method_times_runs_every_method_in_a_scratch_cache(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("UMM_RUNS_DIR", str(tmp_path))
+    ds = load_dataset("avmnist-shapes", scale=0.002)
+    out = method_times(ds, "unimodal:image,ume", epochs=1, estimate_epochs=5, batch_size=32)
+    assert list(out["methods"]) == ["unimodal:image", "ume"]
+    ume = out["methods"]["ume"]
+    assert set(ume["epoch_s"]) == {"unimodal:audio", "unimodal:image"}
+    assert ume["estimate_s"] > ume["own_estimate_s"] >= ume["overhead_s"] - 0.1
+    assert out["samples"]["train"] == 110 and out["epochs"] == 1
+    assert list(tmp_path.iterdir()) == []  # the user's run cache is untouched
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["bench"] == "methods"
+
+
+@pytest.fixture
+def registered(monkeypatch):
+    ds = tiny_dataset()
+    monkeypatch.setitem(data._REGISTRY, "tiny", lambda: ds)
+    return ds
+
+
+def test_bench_reports_speedup_and_overhead(registered, capsys):
+    out = bench(registered, batch_size=16, repeats=1, device="cpu", widgets=True)
+    line = json.loads(capsys.readouterr().out.strip())
+    assert line == out
+    assert out["speedup"] > 0 and out["overhead"] > 0 and out["slider_update_us"] > 0
+    assert out["speedup"] == pytest.approx(out["reference_epoch_s"] / out["engine_epoch_s"])
+    assert out["amp_bf16"] is False and "engine_fp32_epoch_s" not in out  # CPU: float32 only
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        bench(registered, repeats=0)

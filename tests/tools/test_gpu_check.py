@@ -1,0 +1,75 @@
+"""``make gpu-check`` refuses a machine without CUDA and formats a compact report."""
+import pytest
+import torch
+
+from umm_helpers.tools import gpu_check
+
+
+def test_refuses_without_cuda(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="needs a CUDA GPU.*make test"):
+        gpu_check.cuda_device()
+
+
+def test_report_lists_steps_bench_and_notebooks():
+    text = gpu_check.report(
+        "NVIDIA H100", {"unit": {"exit": 0, "seconds": 12.34, "last_line": "300 passed"}},
+        {"speedup": 3.5, "overhead": 1.02},
+        [{"notebook": "00_setup_and_data.ipynb", "seconds": 4.0, "status": "ok"}])
+    assert text.splitlines()[0] == "device: NVIDIA H100"
+    assert "unit       exit 0     12.3 s  300 passed" in text
+    assert '"overhead": 1.02' in text and "00_setup_and_data.ipynb" in text and "4.0 s" in text
+
+
+def test_report_lists_method_times():
+    methods = {"dataset": "avmnist-shapes", "samples": {"train": 55000}, "epochs": 2,
+               "methods": {"ume": {"wall_s": 3.25, "estimate_s": 61.0, "estimate_epochs": 20}}}
+    text = gpu_check.report("GPU", {}, None, [], methods)
+    assert "methods on avmnist-shapes (55000 training pairs, 2 epochs measured" in text
+    assert "ume" in text and "3.2 s measured" in text and "~     61 s estimated" in text
+    assert "bench:" not in text
+
+
+def test_pytest_command_spreads_over_jobs_only_with_xdist(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    assert "-n" in gpu_check.pytest_command(4) or real("xdist") is None
+    assert "-n" not in gpu_check.pytest_command(1)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name: None if name == "xdist" else real(name))
+    assert "-n" not in gpu_check.pytest_command(4)
+
+
+def test_gpu_check_saves_after_every_part_and_returns_worst_exit(monkeypatch, tmp_path):
+    """The orchestration, with the GPU parts replaced by stand-ins."""
+    import json
+
+    from umm_helpers import data as data_mod
+    from umm_helpers.tools import bench as bench_mod
+
+    monkeypatch.setattr(gpu_check, "cuda_device", lambda: "Fake GPU")
+    monkeypatch.setattr(gpu_check, "repo_root", lambda: tmp_path)
+    monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: name)
+    monkeypatch.setattr(bench_mod, "bench", lambda ds, verbose=True: {"dataset": ds,
+                                                                       "speedup": 2.0})
+    monkeypatch.setattr(bench_mod, "method_times", lambda ds, methods, epochs: {
+        "dataset": ds, "samples": {"train": 5}, "epochs": epochs, "methods": {}})
+    seen = []
+
+    def fake_timed(cmd, env=None):
+        seen.append((cmd, env))
+        (tmp_path / "build").mkdir(exist_ok=True)
+        (tmp_path / "build" / "course_summary.json").write_text(
+            json.dumps([{"notebook": "00.ipynb", "seconds": 1.0, "status": "ok"}]))
+        return (0 if "course" in cmd else 1), 2.0, "last"
+
+    monkeypatch.setattr(gpu_check, "_timed", fake_timed)
+    assert gpu_check.run_gpu_check(jobs=1, method_epochs=3) == 1
+    saved = json.loads((tmp_path / "build" / "gpu_check.json").read_text())
+    assert saved["device"] == "Fake GPU" and saved["bench"]["dataset"] == "av-digits"
+    assert saved["methods"]["dataset"] == "avmnist-shapes" and saved["methods"]["epochs"] == 3
+    assert saved["steps"]["course"]["exit"] == 0 and saved["steps"]["unit"]["exit"] == 1
+    assert saved["notebooks"][0]["notebook"] == "00.ipynb"
+    course_env = seen[0][1]
+    assert course_env["UMM_RUNS_DIR"].endswith("gpu-check-runs")

@@ -1,0 +1,4 @@
+"""Course: theory, plots, probes, widgets and the explorer (model and view).
+
+Imports ``methods/`` and below.
+"""

@@ -1,0 +1,279 @@
+"""Pure plotting functions: each returns a matplotlib ``Figure`` (no pyplot state).
+
+Show one in a notebook with ``display(fig)``. Notebook 00 uses the data-set figures.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from umm_helpers.data.dataset import Split
+
+
+def image_grid(split: Split, n: int = 20, modality: str = "image", cols: int = 10,
+               present: np.ndarray | None = None) -> Figure:
+    """The first ``n`` samples of an image-like modality with their labels.
+
+    ``present`` (bool ``[n]``) greys out samples whose modality is missing.
+    """
+    n = min(n, len(split))
+    rows = int(np.ceil(n / cols))
+    fig = Figure(figsize=(1.1 * cols, 1.25 * rows), layout="constrained")
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for i, ax in enumerate(axes.ravel()):
+        ax.set_axis_off()
+        if i >= n:
+            continue
+        x = split.inputs[modality][i].detach().cpu().numpy()
+        img = x[0] if x.ndim == 3 else x.reshape(1, -1)
+        missing = present is not None and not bool(present[i])
+        ax.imshow(np.zeros_like(img) if missing else img, cmap="gray" if not missing else "Greys",
+                  vmin=0, vmax=1, aspect="auto")
+        label = split.classes[int(split.labels[i])]
+        ax.set_title(f"{label}{' (missing)' if missing else ''}", fontsize=8)
+    return fig
+
+
+def spectrograms(split: Split, index: Sequence[int], modality: str = "audio") -> Figure:
+    """Spectrograms of the samples at ``index`` (frequency up, time right)."""
+    fig = Figure(figsize=(2.2 * len(index), 2.3), layout="constrained")
+    axes = fig.subplots(1, len(index), squeeze=False)[0]
+    for ax, i in zip(axes, index):
+        spec = split.inputs[modality][i, 0].detach().cpu().numpy()
+        ax.imshow(spec, origin="lower", aspect="auto", cmap="magma", vmin=0, vmax=1)
+        speaker = split.meta.get("speaker")
+        who = f"\n{speaker[i]}" if speaker is not None else ""
+        ax.set_title(f"'{split.classes[int(split.labels[i])]}'{who}", fontsize=8)
+        ax.set_xlabel("frame")
+    axes[0].set_ylabel("mel band")
+    return fig
+
+
+def class_balance(splits: Mapping[str, Split]) -> Figure:
+    """Samples per class in each split, as grouped bars."""
+    fig = Figure(figsize=(8, 3), layout="constrained")
+    ax = fig.subplots()
+    names = list(splits)
+    classes = next(iter(splits.values())).classes
+    width = 0.8 / len(names)
+    for k, name in enumerate(names):
+        counts = np.bincount(splits[name].labels.cpu().numpy(), minlength=len(classes))
+        ax.bar(np.arange(len(classes)) + k * width, counts, width, label=f"{name} ({counts.sum()})")
+    ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30)
+    ax.set_ylabel("samples")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def mask_tables(tables: Mapping[str, np.ndarray], modalities: Sequence[str],
+                n: int = 60) -> Figure:
+    """Presence tables side by side: a column per modality, a row per sample (dark = missing)."""
+    fig = Figure(figsize=(2.0 * len(tables), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(tables), squeeze=False)[0]
+    for ax, (title, pres) in zip(axes, tables.items()):
+        ax.imshow(pres[:n].astype(float), cmap="Greys_r", vmin=0, vmax=1, aspect="auto",
+                  interpolation="nearest")
+        ax.set_xticks(range(len(modalities)), list(modalities))
+        missing = 1.0 - pres.mean(axis=0)
+        lost = ", ".join(f"{m} {v:.2f}" for m, v in zip(modalities, missing))
+        ax.set_title(f"{title}\nmissing: {lost}", fontsize=8)
+    axes[0].set_ylabel(f"test sample (first {n})")
+    return fig
+
+
+def score_bars(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
+               title: str = "", ylabel: str = "test accuracy") -> Figure:
+    """Grouped bars of mean ± std per method (rows) and condition (columns).
+
+    ``rows`` are dicts with ``"method"`` and, per column, a ``(mean, std)`` pair, as in
+    ``umm_helpers.methods.cache.summarize(...).rows``. Notebooks 04 and 06.
+    """
+    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) * len(columns) / 2), 3.4),
+                 layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / len(columns)
+    x = np.arange(len(rows))
+    for k, col in enumerate(columns):
+        means = [float(r[col][0]) for r in rows]  # type: ignore[index]
+        stds = [float(r[col][1]) for r in rows]  # type: ignore[index]
+        ax.bar(x + k * width, means, width, yerr=stds, capsize=2, label=col)
+    ax.set_xticks(x + 0.4 - width / 2, [str(r["method"]) for r in rows], rotation=20)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, ncols=len(columns), loc="lower right")
+    return fig
+
+
+def sweep_curves(results: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
+                 marker: tuple[str, float] | None = None) -> Figure:
+    """Accuracy vs missing rate, one panel per sweep key (e.g. ``audio``, ``image``, ``any``).
+
+    ``results`` maps a label to a run result (``result["rates"]``, ``result["sweeps"]``,
+    ``result["aurc"]``). ``marker=(key, rate)`` draws a vertical line at that rate.
+    Notebooks 04, 05 and 06.
+    """
+    fig = Figure(figsize=(4.0 * len(keys), 3.2), layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    for ax, key in zip(axes, keys):
+        for label, res in results.items():
+            rates, curve = res["rates"], res["sweeps"][key]
+            ax.plot(rates, curve, marker=".", label=f"{label} (AURC {res['aurc'][key]:.3f})")
+        if marker is not None and marker[0] == key:
+            ax.axvline(marker[1], color="grey", linestyle=":")
+        ax.set_xlabel(f"missing rate ({key})")
+        ax.set_ylim(0, 1)
+        ax.set_title(f"rate:{key}:r")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("test accuracy")
+    return fig
+
+
+def two_views(split: Split, n: int = 2000) -> Figure:
+    """Scatter of the first ``n`` samples of each 2-D view, coloured by class. Notebook 01."""
+    n = min(n, len(split))
+    mods = split.modalities
+    fig = Figure(figsize=(3.6 * len(mods), 3.4), layout="constrained")
+    axes = fig.subplots(1, len(mods), squeeze=False)[0]
+    y = split.labels[:n].detach().cpu().numpy()
+    for ax, m in zip(axes, mods):
+        x = split.inputs[m][:n].detach().cpu().numpy().reshape(n, -1)
+        for k, name in enumerate(split.classes):
+            ax.scatter(x[y == k, 0], x[y == k, 1], s=3, alpha=0.5, label=f"class {name}")
+        ax.set_title(f"view {m}")
+        ax.set_xlabel(f"{m}[0]")
+        ax.set_ylabel(f"{m}[1]")
+        ax.set_aspect("equal", adjustable="datalim")
+    axes[-1].legend(fontsize=7, markerscale=3, loc="upper right")
+    return fig
+
+
+def information_budget(summary: Mapping[str, float], modalities: Sequence[str] = ("x1", "x2"),
+                       title: str = "") -> Figure:
+    """Left: what each view set knows about Y, in nats, and what it lacks (hatched) relative to
+    both views. Right: Bayes accuracy (the ceiling) and Fano's upper bound on accuracy.
+
+    ``summary`` is :func:`umm_helpers.course.theory.summary`'s dict. Notebook 01.
+    """
+    a, b = modalities
+    fig = Figure(figsize=(8.5, 3.3), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    names = [f"{a} only", f"{b} only", "both"]
+    known = [summary[f"I_{a}"], summary[f"I_{b}"], summary[f"I_{a}{b}"]]
+    lost = [summary[f"I_{b}_given_{a}"], summary[f"I_{a}_given_{b}"], 0.0]
+    left.bar(names, known, color="tab:blue", label="I(Y; available views)")
+    left.bar(names, lost, bottom=known, color="white", edgecolor="tab:red", hatch="//",
+             label="complementary info lost")
+    left.axhline(summary["H_Y"], color="black", linestyle="--", label="H(Y)")
+    for i, v in enumerate(known):
+        left.text(i, v / 2, f"{v:.3f}", ha="center", va="center", color="white", fontsize=8)
+    left.set_ylabel("nats")
+    left.set_ylim(0, 1.25 * summary["H_Y"])
+    left.legend(fontsize=7, loc="upper left")
+    left.set_title("information about the label")
+    keys = [a, b, f"{a}{b}"]
+    acc = [summary[f"acc_{k}"] for k in keys]
+    fano = [1.0 - summary[f"fano_{k}"] for k in keys]
+    right.bar(names, acc, color="tab:green", label="Bayes accuracy (ceiling)")
+    right.scatter(names, fano, marker="_", s=400, color="black", zorder=3,
+                  label="Fano: accuracy <= this")
+    for i, v in enumerate(acc):
+        right.text(i, v / 2, f"{v:.3f}", ha="center", va="center", color="white", fontsize=8)
+    right.set_ylim(0, 1.15)
+    right.set_ylabel("accuracy")
+    right.legend(fontsize=7, loc="upper left")
+    right.set_title("best reachable accuracy")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def accuracy_vs_ceiling(scores: Mapping[str, Mapping[str, float]],
+                        ceilings: Mapping[str, float]) -> Figure:
+    """Grouped bars of each method's accuracy per condition, the Bayes ceiling as a black tick.
+
+    ``scores`` maps method -> {condition: accuracy}; ``ceilings`` maps condition -> ceiling.
+    The y axis starts 0.1 below the lowest bar, so that small gaps stay visible. Notebook 01.
+    """
+    conditions = list(ceilings)
+    methods = list(scores)
+    fig = Figure(figsize=(6.5, 3.3), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(conditions))
+    for k, method in enumerate(methods):
+        vals = [scores[method][c] for c in conditions]
+        ax.bar(x - 0.4 + (k + 0.5) * width, vals, width, label=method)
+    ax.hlines([ceilings[c] for c in conditions], x - 0.45, x + 0.45, color="black",
+              zorder=3, label="Bayes ceiling")
+    ax.set_xticks(x, conditions)
+    low = min(min(ceilings.values()), *(min(s.values()) for s in scores.values()))
+    ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    ax.set_ylabel("test accuracy")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def training_curves(histories: Mapping[str, Sequence[Mapping[str, object]]]) -> Figure:
+    """Training loss (left) and validation score (right) per epoch, one line per run.
+
+    ``histories`` maps a label to a run history (``Run.history``: dicts with ``epoch``,
+    ``train_loss`` and ``val_score``; entries with ``"reused": True`` are skipped). Notebook 02.
+    """
+    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
+    left, right = fig.subplots(1, 2)
+    for label, hist in histories.items():
+        rows = [h for h in hist if not h.get("reused")]
+        epochs = [int(h["epoch"]) for h in rows]  # type: ignore[call-overload]
+        left.plot(epochs, [float(h["train_loss"]) for h in rows],  # type: ignore[arg-type]
+                  marker=".", label=label)
+        vals = [(e, h["val_score"]) for e, h in zip(epochs, rows) if h.get("val_score") is not None]
+        if vals:
+            right.plot([e for e, _ in vals], [float(v) for _, v in vals],  # type: ignore[arg-type]
+                       marker=".", label=label)
+    left.set_xlabel("epoch")
+    left.set_ylabel("training loss")
+    left.set_title("training loss")
+    right.set_xlabel("epoch")
+    right.set_ylabel("validation score")
+    right.set_ylim(0, 1)
+    right.set_title("validation score")
+    left.legend(fontsize=8)
+    return fig
+
+
+def probe_bars(scores: Mapping[str, Mapping[str, Sequence[float]]], title: str = "",
+               ylabel: str = "linear-probe test accuracy") -> Figure:
+    """Bars of mean ± std per group (x axis) and source (colour), one dot per seed.
+
+    ``scores[group][source]`` is a list of per-seed values, e.g.
+    ``{"image": {"unimodal": [...], "joint": [...]}, "audio": {...}}``. The y axis starts a
+    little below the lowest value so that small differences stay visible. Notebook 02.
+    """
+    groups = list(scores)
+    sources = list(dict.fromkeys(s for g in groups for s in scores[g]))
+    fig = Figure(figsize=(max(4.5, 1.8 * len(groups) * len(sources) / 2), 3.3),
+                 layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(sources))
+    x = np.arange(len(groups))
+    lowest = 1.0
+    for k, src in enumerate(sources):
+        pos = x - 0.4 + (k + 0.5) * width
+        vals = [np.asarray(scores[g].get(src, []), dtype=float) for g in groups]
+        means = [float(v.mean()) if v.size else np.nan for v in vals]
+        stds = [float(v.std(ddof=1)) if v.size > 1 else 0.0 for v in vals]
+        ax.bar(pos, means, width, yerr=stds, capsize=3, label=src, alpha=0.85)
+        for p, v in zip(pos, vals):
+            ax.scatter(np.full(v.size, p), v, color="black", s=10, zorder=3)
+            if v.size:
+                lowest = min(lowest, float(v.min()))
+    ax.set_xticks(x, groups)
+    ax.set_ylim(max(0.0, lowest - 0.1), 1.0)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    return fig

@@ -1,0 +1,1 @@
+"""Tools: the ``umm`` command, bench, gpu-check and the notebook runner."""

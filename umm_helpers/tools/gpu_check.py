@@ -1,0 +1,120 @@
+"""``make gpu-check``: the whole project on a CUDA machine, with one compact report.
+
+Runs ``umm bench`` on AV-Digits, times every method at AV-MNIST size (``avmnist-shapes``), runs
+every course notebook (into ``build/``, from an empty run cache) and the unit tests on the GPU,
+then prints the device, the bench JSON line, the method times and per-notebook wall times.
+Notebook 07 and the README give the figures of one run. Refuses to run without CUDA, because
+the point is to measure the GPU path.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from typing import Any
+
+from umm_helpers.atomic import write_text
+from umm_helpers.settings import repo_root
+
+
+def cuda_device() -> str:
+    """The CUDA device's name, or raise with what to do instead."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise RuntimeError("make gpu-check needs a CUDA GPU, and torch.cuda.is_available() is "
+                           "False here. On a CPU machine run `make test` and `make course`; on a "
+                           "GPU machine check that the installed torch build matches the driver "
+                           "(python -c 'import torch; print(torch.version.cuda)').")
+    return torch.cuda.get_device_name(0)
+
+
+def _timed(cmd: list[str], env: dict[str, str] | None = None) -> tuple[int, float, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=repo_root(), capture_output=True, text=True,
+                          env=None if env is None else {**os.environ, **env})
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
+    return proc.returncode, time.perf_counter() - start, tail[0]
+
+
+def report(device: str, steps: dict[str, dict[str, Any]], bench_line: dict[str, Any] | None,
+           notebooks: list[dict[str, Any]], methods: dict[str, Any] | None = None) -> str:
+    """The compact, printable report (pure; tested without a GPU)."""
+    lines = [f"device: {device}"]
+    for name, s in steps.items():
+        lines.append(f"{name:<10} exit {s['exit']}  {s['seconds']:7.1f} s  {s['last_line']}")
+    if bench_line is not None:
+        lines.append("bench: " + json.dumps(bench_line, sort_keys=True))
+    if methods is not None:
+        lines.append(f"methods on {methods['dataset']} ({methods['samples']['train']} training "
+                     f"pairs, {methods['epochs']} epochs measured, estimate at "
+                     f"{_estimate_epochs(methods)}):")
+        for name, row in methods["methods"].items():
+            lines.append(f"  {name:<16} {row['wall_s']:8.1f} s measured  "
+                         f"~{row['estimate_s']:7.0f} s estimated")
+    lines.append("notebooks:")
+    for row in notebooks:
+        secs = "-" if row.get("seconds") is None else f"{row['seconds']:.1f} s"
+        lines.append(f"  {row['notebook']:<42} {secs:>9}  {row['status']}")
+    return "\n".join(lines)
+
+
+def _estimate_epochs(methods: dict[str, Any]) -> str:
+    rows = list(methods["methods"].values())
+    return f"{rows[0]['estimate_epochs']} epochs" if rows else "-"
+
+
+def pytest_command(jobs: int) -> list[str]:
+    """The unit-test command; spread over ``jobs`` processes when pytest-xdist is installed."""
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+           "--ignore=tests/browser", "tests"]
+    if jobs > 1 and importlib.util.find_spec("xdist") is not None:
+        cmd[3:3] = ["-n", str(jobs), "--dist", "loadscope"]
+    return cmd
+
+
+def run_gpu_check(jobs: int | None = None, method_epochs: int = 2) -> int:
+    """Run everything; print each part as it ends; keep ``build/gpu_check.json`` up to date.
+
+    Order: the engine bench on AV-Digits, every method timed on ``avmnist-shapes`` (AV-MNIST
+    sizes, ``method_epochs`` epochs per stage, extrapolated to 20), the course notebooks from
+    an empty run cache (``build/gpu-check-runs``), then the unit tests. Returns an exit code.
+    """
+    import torch
+
+    from umm_helpers.data import load_dataset
+    from umm_helpers.tools.bench import bench, method_times
+
+    device = cuda_device()
+    jobs = jobs or min(8, os.cpu_count() or 1)
+    build = repo_root() / "build"
+    state: dict[str, Any] = {"device": device, "torch": torch.__version__, "steps": {},
+                             "bench": None, "methods": None, "notebooks": []}
+
+    def save() -> None:
+        write_text(build / "gpu_check.json", json.dumps(state, indent=2))
+
+    print(f"device: {device} (torch {torch.__version__})", flush=True)
+    state["bench"] = bench(load_dataset("av-digits"), verbose=True)
+    save()
+    state["methods"] = method_times(load_dataset("avmnist-shapes"), "all", epochs=method_epochs)
+    save()
+    runs = build / "gpu-check-runs"
+    shutil.rmtree(runs, ignore_errors=True)
+    for name, cmd, env in [
+            ("course", [sys.executable, "-m", "umm_helpers", "course"],
+             {"UMM_RUNS_DIR": str(runs), "UMM_PROGRESS": "0"}),
+            ("unit", pytest_command(jobs), None)]:
+        code, seconds, last = _timed(cmd, env)
+        state["steps"][name] = {"exit": code, "seconds": round(seconds, 1), "last_line": last}
+        print(f"{name}: exit {code} in {seconds:.1f} s: {last}", flush=True)
+        if name == "course":
+            summary = build / "course_summary.json"
+            state["notebooks"] = json.loads(summary.read_text()) if summary.exists() else []
+        save()
+    print(report(device, state["steps"], state["bench"], state["notebooks"], state["methods"]))
+    return max(s["exit"] for s in state["steps"].values())
