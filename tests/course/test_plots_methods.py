@@ -38,3 +38,22 @@ def test_probe_bars_means_errors_and_dots():
                and len(c.get_offsets()) == 3)
     assert dots == 12, "one dot per seed"
     assert abs(ax.get_ylim()[0] - 0.4) < 1e-9 and ax.get_title() == "probe"
+
+
+def test_regime_figures():
+    ceilings = {0.0: {"x1": 0.7, "x2": 0.65, "x1+x2": 0.96, "additive": 0.96},
+                1.0: {"x1": 0.6, "x2": 0.58, "x1+x2": 0.9, "additive": 0.88}}
+    fig = plots.ceilings_by_dial(ceilings, marker=1.0)
+    (ax,) = fig.axes
+    assert [line.get_label() for line in ax.get_lines()][:4] == [
+        "Bayes, x1", "Bayes, x2", "Bayes, x1+x2", "sum of uni-modal posteriors (ume's best)"]
+    scores = {"ume": {"x1+x2": (0.7, 0.01), "x1": (0.5, 0.0)},
+              "joint": {"x1+x2": (0.84, 0.0), "x1": (0.44, 0.01)}}
+    fig = plots.pattern_scores(scores, {"x1+x2": 0.84, "x1": 0.5}, chance=0.25)
+    assert len(fig.axes[0].patches) == 4
+    assert len(plots.pattern_scores(scores, None, chance=0.1).axes[0].collections) == 2  # no tick
+    points = {"p=0.0": {"single": (0.44, 0.0), "both": (0.84, 0.0)},
+              "p=1.0": {"single": (0.5, 0.0), "both": (0.72, 0.0)},
+              "ume": {"single": (0.5, 0.0), "both": (0.72, 0.0)}}
+    fig = plots.tradeoff_curve(points, (0.5, 0.84))
+    assert "ume" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]

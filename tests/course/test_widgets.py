@@ -105,7 +105,7 @@ def test_widget_bench_prints_one_json_line(ds, capsys, monkeypatch):
     out = widget_bench(ds, values_per_slider=3, methods=1)
     line = json.loads(capsys.readouterr().out.strip())
     assert line == out
-    assert out["bench"] == "widgets" and out["runs_cached"] == 0 and out["runs"] == 11
+    assert out["bench"] == "widgets" and out["runs_cached"] == 0 and out["runs"] == 12
     assert out["model_calls_during_updates"] == 0 and measured and measured[0] >= 8
     assert (out["updates"], out["median_ms"], out["p95_ms"], out["max_ms"]) == (20, 10.5, 19.05,
                                                                                  20.0)
@@ -118,3 +118,14 @@ def test_bad_start_values_raise_at_build(counted):
         widgets.missing_modality_explorer(data, method="umt")
     with pytest.raises(ValueError, match="outside"):
         widgets.missing_modality_explorer(data, rates={"audio": 2.0})
+
+
+def test_dependence_dial_moves_only_the_marker():
+    ui = widgets.dependence_dial(shared=1.0)
+    ui.update()
+    first = ui.result
+    ui.children[0].value = 2.0
+    assert ui.result is not first
+    marker = [line for line in ui.result.axes[0].get_lines() if line.get_linestyle() == ":"]
+    assert marker and marker[0].get_xdata()[0] == 2.0
+    assert widgets.dial_ceilings.cache_info().currsize >= 1  # the curves are computed once

@@ -17,10 +17,12 @@ from umm_helpers.methods.registry import (
 def test_every_method_is_described_completely():
     for name, method in METHODS.items():
         assert method.name == name and method.summary and method.notebook
-        assert method.architecture in ("late", "concat", "early")
+        assert method.architecture in ("late", "concat", "early", "patterns")
         assert method.color.startswith("#") and callable(method.train)
-    assert {n for n, m in METHODS.items() if m.uses_mma} == {"joint-mma", "ume-mma"}
-    assert {n for n, m in METHODS.items() if m.uses_unimodal} == {"ume", "umt", "ume-mma"}
+    assert {n for n, m in METHODS.items() if m.uses_mma} == {"joint-mma", "ume-mma",
+                                                             "pattern-heads"}
+    assert {n for n, m in METHODS.items() if m.uses_unimodal} == {"ume", "umt", "ume-mma",
+                                                                  "pattern-heads"}
     assert len({m.color for m in METHODS.values()}) == len(METHODS)
 
 

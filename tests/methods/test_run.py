@@ -199,3 +199,28 @@ def test_method_options_change_the_run_and_are_checked():
         run_method("joint", ds, config=CFG, options={"distill_weight": 2.0})
     with pytest.raises(ValueError, match=r"option finetune_epochs = 0 of method 'ume-mma'"):
         run_method("ume-mma", ds, config=CFG, options={"finetune_epochs": 0})
+
+
+def test_pattern_heads_start_as_ume_and_route_every_pattern(monkeypatch):
+    """Before fine-tuning, the per-pattern model is exactly ume on every presence pattern."""
+    import umm_helpers.methods.recipes as recipes
+    from umm_helpers.core.patterns import PatternLogits
+
+    ds = three_modal()
+    ume = run_method("ume", ds, config=CFG)  # the uni-modal runs are now in the cache
+    monkeypatch.setattr(recipes.Recipe, "fit", lambda self, *a, **k: None)  # no fine-tuning
+    start = run_method("pattern-heads", ds, config=CFG, options={"finetune_epochs": 1})
+    assert len(start.model.heads) == 7
+    a, b = PatternLogits.compute(ume.model, ds.test), PatternLogits.compute(start.model, ds.test)
+    assert torch.allclose(a.logits, b.logits, atol=1e-4)
+
+
+def test_pattern_heads_fine_tune_and_cache():
+    ds = tiny_dataset()
+    run = run_method("pattern-heads", ds, config=CFG)
+    _check_run(run, ds)
+    assert [h["stage"] for h in run.history if "reused" not in h] == ["finetune"] * 2
+    assert run.result["config"]["p_missing"] == 0.5
+    assert run_method("pattern-heads", ds, config=CFG).cached
+    other = run_method("pattern-heads", ds, config=CFG.replace(p_missing=0.25))
+    assert other.result["key"] != run.result["key"]

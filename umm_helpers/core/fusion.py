@@ -1,7 +1,8 @@
 """Fusion models: every model is called as ``model(inputs, present) -> logits``.
 
 ``LateFusionModel`` (notebook 03) sums per-modality logits over the present modalities;
-``ConcatFusionModel`` and ``EarlyFusionModel`` are the baselines of notebook 03. A sample with
+``ConcatFusionModel`` and ``EarlyFusionModel`` are the baselines of notebook 03;
+``PatternHeadsModel`` (notebook 08) has one head per presence pattern. A sample with
 no modality present gets the training-label prior (``prior_logits``), never NaN.
 """
 from __future__ import annotations
@@ -185,3 +186,64 @@ class EarlyFusionModel(_PriorMixin):
                             torch.zeros((), dtype=inputs[m].dtype, device=device))
                 for m in self.modalities]
         return self._with_prior(self.net(torch.cat(flat, dim=1)), pres)
+
+
+# Each of the 2^M - 1 presence patterns has its own head: above this many modalities the head
+# count (and the presence patterns PatternLogits enumerates) grows past what a course needs.
+MAX_PATTERN_MODALITIES = 6
+
+
+def presence_patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """Every non-empty subset of ``modalities`` (sorted), ordered by its bit code
+    (bit j set = modality j present): ``[("a",), ("b",), ("a", "b")]`` for two."""
+    mods = sorted(modalities)
+    return [tuple(m for j, m in enumerate(mods) if (p >> j) & 1)
+            for p in range(1, 2 ** len(mods))]
+
+
+class PatternHeadsModel(_PriorMixin):
+    """Encoders and one linear head per presence pattern (notebook 08).
+
+    A sample is routed to the head of the modalities it has: a single-modality pattern reads
+    that modality's features, a multi-modality pattern the concatenated features of its
+    modalities (sorted order). No modality present: the training-label prior. The heads of
+    different patterns share nothing but the encoders, so each pattern can reach its own
+    Bayes ceiling, which no single additive head can when modalities are dependent given the
+    label. Cost: ``2^M - 1`` heads, the multi-modality ones ``sum_m F_m x C`` weights each;
+    refused above :data:`MAX_PATTERN_MODALITIES` modalities.
+    """
+
+    def __init__(self, encoders: Mapping[str, nn.Module], num_classes: int,
+                 feature_dims: Mapping[str, int]) -> None:
+        super().__init__()
+        mods = sorted(encoders)
+        if not 1 <= len(mods) <= MAX_PATTERN_MODALITIES:
+            raise ValueError(f"PatternHeadsModel takes 1 to {MAX_PATTERN_MODALITIES} "
+                             f"modalities (2^M - 1 heads), got {len(mods)}: {mods}. Use "
+                             "LateFusionModel (one head per modality) for more.")
+        self.modalities = mods
+        self.encoders = nn.ModuleDict({m: encoders[m] for m in mods})
+        self.patterns = presence_patterns(mods)
+        self.heads = nn.ModuleDict({
+            pattern_key(p): nn.Linear(sum(int(feature_dims[m]) for m in p), num_classes)
+            for p in self.patterns})
+        self._init_prior(num_classes)
+
+    def forward(self, inputs: Inputs, present: Presence | None = None) -> Tensor:
+        batch, device = self._batch_info(inputs, self.modalities)
+        feats = {m: self.encoders[m](inputs[m]) for m in self.modalities}
+        pres = _present_matrix(present, self.modalities, batch, device)
+        code = torch.zeros(batch, dtype=torch.long, device=device)  # bit j: modality j present
+        for j, m in enumerate(self.modalities):
+            code |= pres[m].long() << j
+        out: Tensor | None = None
+        for p, pattern in enumerate(self.patterns, start=1):
+            logits = self.heads[pattern_key(pattern)](torch.cat([feats[m] for m in pattern], 1))
+            out = logits if out is None else torch.where((code == p).unsqueeze(1), logits, out)
+        assert out is not None
+        return self._with_prior(out, pres)
+
+
+def pattern_key(pattern: Sequence[str]) -> str:
+    """The head name of a presence pattern: ``"audio+image"``."""
+    return "+".join(pattern)

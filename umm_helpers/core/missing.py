@@ -212,12 +212,15 @@ def training_presence(n: int, modalities: Sequence[str], keep: Mapping[str, floa
 
 
 def mma_presence(present: Mapping[str, Tensor], p_missing: float,
-                 generator: torch.Generator | None = None) -> dict[str, Tensor]:
+                 generator: torch.Generator | None = None, subsets: bool = False
+                 ) -> dict[str, Tensor]:
     """Missing-modality augmentation (MMA) for one batch.
 
     Each sample independently, with probability ``p_missing``, loses one of its present
-    modalities chosen uniformly; a sample is never left with none (a sample with a single
-    present modality keeps it). The dropped branch is then treated exactly like a missing one.
+    modalities chosen uniformly (``subsets=True``: a uniformly chosen non-empty proper subset
+    of them, so with three or more modalities the single-modality patterns are trained too);
+    a sample is never left with none (a sample with a single present modality keeps it). The
+    dropped branch is then treated exactly like a missing one. Notebooks 04 and 08.
     """
     if not 0.0 <= p_missing <= 1.0:
         raise ValueError(f"p_missing must lie in [0, 1], got {p_missing}.")
@@ -230,10 +233,20 @@ def mma_presence(present: Mapping[str, Tensor], p_missing: float,
     b = pres.shape[0]
     drop = torch.rand(b, generator=generator, device=gen_device).to(dev) < p_missing
     drop &= pres.sum(dim=1) >= 2
+    out = pres.clone()
+    if subsets:
+        # subset number r in [1, 2^k - 2] of the k present modalities; the j-th present
+        # modality is dropped when bit j of r is set
+        k = pres.sum(dim=1)
+        u = torch.rand(b, generator=generator, device=gen_device).to(dev)
+        r = (u * (2 ** k - 2).clamp(min=1)).long() + 1
+        rank = pres.long().cumsum(dim=1) - 1
+        lost = pres & (((r.unsqueeze(1) >> rank.clamp(min=0)) & 1) == 1)
+        out &= ~(lost & drop.unsqueeze(1))
+        return {m: out[:, j] for j, m in enumerate(mods)}
     scores = torch.rand(b, len(mods), generator=generator, device=gen_device).to(dev)
     scores = scores.masked_fill(~pres, -1.0)
     victim = scores.argmax(dim=1)
-    out = pres.clone()
     rows = torch.nonzero(drop).squeeze(1)
     out[rows, victim[rows]] = False
     return {m: out[:, j] for j, m in enumerate(mods)}

@@ -277,3 +277,88 @@ def probe_bars(scores: Mapping[str, Mapping[str, Sequence[float]]], title: str =
     ax.set_title(title)
     ax.legend(fontsize=8, loc="lower right")
     return fig
+
+
+def ceilings_by_dial(ceilings: Mapping[float, Mapping[str, float]], marker: float | None = None
+                     ) -> Figure:
+    """Exact ceilings against the dependence dial: every pattern's Bayes accuracy and the
+    additive rule (what summing calibrated uni-modal posteriors can reach). Notebook 08."""
+    dial = sorted(ceilings)
+    keys = list(ceilings[dial[0]])
+    fig = Figure(figsize=(6.0, 3.4), layout="constrained")
+    ax = fig.subplots()
+    styles: dict[str, dict[str, Any]] = {"additive": dict(
+        color="black", linestyle="--", label="sum of uni-modal posteriors (ume's best)")}
+    for key in keys:
+        style: dict[str, Any] = styles.get(key, dict(label=f"Bayes, {key}"))
+        ax.plot(dial, [ceilings[s][key] for s in dial], marker=".", **style)
+    if marker is not None:
+        ax.axvline(marker, color="grey", linestyle=":")
+    ax.set_xlabel("shared nuisance scale (the dependence dial)")
+    ax.set_ylabel("best reachable accuracy")
+    ax.set_ylim(0.0, 1.02)
+    ax.legend(fontsize=7, loc="lower left")
+    return fig
+
+
+def pattern_scores(scores: Mapping[str, Mapping[str, tuple[float, float]]],
+                   ceilings: Mapping[str, float] | None, chance: float, title: str = ""
+                   ) -> Figure:
+    """Grouped bars (mean ± std over seeds) per presence pattern, the pattern's Bayes ceiling as
+    a black tick (when known) and chance as a dotted line. ``scores[method][pattern] = (mean,
+    std)``. Notebook 08."""
+    from umm_helpers.methods.registry import method_colors
+
+    patterns = list(ceilings) if ceilings is not None else list(next(iter(scores.values())))
+    methods = list(scores)
+    colors = method_colors(methods)
+    fig = Figure(figsize=(7.0, 3.4), layout="constrained")
+    ax = fig.subplots()
+    width = 0.8 / max(1, len(methods))
+    x = np.arange(len(patterns))
+    for k, method in enumerate(methods):
+        mean = [scores[method][p][0] for p in patterns]
+        std = [scores[method][p][1] for p in patterns]
+        ax.bar(x - 0.4 + (k + 0.5) * width, mean, width, yerr=std, capsize=2, label=method,
+               color=colors[method])
+    if ceilings is not None:
+        ax.hlines([ceilings[p] for p in patterns], x - 0.45, x + 0.45, color="black", zorder=3,
+                  label="Bayes ceiling")
+    ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xticks(x, patterns)
+    ax.set_ylim(0.0, 1.02)
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title, fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def tradeoff_curve(points: Mapping[str, Mapping[str, tuple[float, float]]],
+                   ceilings: tuple[float, float]) -> Figure:
+    """Both-present accuracy against mean single-modality accuracy, one point per setting
+    (mean ± std over seeds), the two ceilings as a corner. ``points[label] = {"single": (m, s),
+    "both": (m, s)}``; labels such as ``"p=0.5"`` are joined by a line. Notebook 08."""
+    from umm_helpers.methods.registry import method_colors
+
+    fig = Figure(figsize=(5.2, 3.8), layout="constrained")
+    ax = fig.subplots()
+    curve = [k for k in points if k.startswith("p=")]
+    colors = {**method_colors([k for k in points if k not in curve]),
+              **{k: "#2ca02c" for k in curve}}  # the additive head's curve: ume-mma's colour
+    ax.plot([points[k]["single"][0] for k in curve], [points[k]["both"][0] for k in curve],
+            color="#2ca02c", zorder=1)
+    for label, pt in points.items():
+        ax.errorbar(pt["single"][0], pt["both"][0], xerr=pt["single"][1], yerr=pt["both"][1],
+                    fmt="o", capsize=2, color=colors[label],
+                    label=None if label in curve else label)
+        ax.annotate(label, (pt["single"][0], pt["both"][0]), fontsize=7,
+                    textcoords="offset points", xytext=(4, 4))
+    single, both = ceilings
+    ax.plot([single], [both], marker="*", markersize=12, color="black", linestyle="none",
+            label="both ceilings")
+    ax.axhline(both, color="black", linewidth=0.5, linestyle=":")
+    ax.axvline(single, color="black", linewidth=0.5, linestyle=":")
+    ax.set_xlabel("mean accuracy with one modality missing")
+    ax.set_ylabel("accuracy with both present")
+    ax.legend(fontsize=7, loc="lower left")
+    return fig

@@ -55,15 +55,6 @@ def _sobol_normal(dim: int, points: int = JOINT_POINTS) -> np.ndarray:
     return norm.ppf(np.clip(u, 1e-12, 1 - 1e-12))
 
 
-def _log_lik(x: np.ndarray, means: np.ndarray, sigma: float) -> np.ndarray:
-    """``log p(x | k)`` up to a term shared by all classes (``-|x|^2 / 2 sigma^2`` and the
-    normaliser): linear in ``x`` because the noise is isotropic. Returns ``[P, K]``.
-
-    ``einsum`` instead of ``@`` (and sums instead of dot products below): for these thin
-    products BLAS threads only add overhead, several-fold on a busy CPU."""
-    return (np.einsum("pd,kd->pk", x, means) - 0.5 * (means**2).sum(axis=1)) / sigma**2
-
-
 def _views(spec: TaskSpec, views: Sequence[str] | None) -> list[int]:
     names = list(spec.modalities) if views is None else list(views)
     if not names:
@@ -74,34 +65,84 @@ def _views(spec: TaskSpec, views: Sequence[str] | None) -> list[int]:
     return sorted({spec.modalities.index(v) for v in names})
 
 
-def _class_expectations(spec: TaskSpec, views: Sequence[str] | None
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """Per class ``y``: ``E[log p(y|X) | y]`` and ``E[max_k p(k|X) | y]`` (each ``[K]``)."""
+def _quadrature(dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Standard-normal nodes ``[P, dim]`` and weights ``[P]``: the 2-D grid for one view,
+    the fixed Sobol set otherwise."""
+    if dim == 2:
+        return _grid_2d()
+    z = _sobol_normal(dim)
+    return z, np.full(z.shape[0], 1.0 / z.shape[0])
+
+
+def _component_scores(x: np.ndarray, means: np.ndarray, precision: np.ndarray,
+                      log_weight: np.ndarray) -> np.ndarray:
+    """``log w_c + log N(x; mu_c, C (x) I)`` up to a term shared by all components: ``[P, C]``.
+
+    ``x`` is ``[P, V, d]``, ``means`` ``[C, V, d]``, ``precision`` the ``[V, V]`` inverse of the
+    per-axis covariance. Linear in ``x`` because every component shares the covariance.
+    ``einsum`` instead of ``@``: for these thin products BLAS threads only add overhead."""
+    pm = np.einsum("ab,cbd->cad", precision, means)
+    return (np.einsum("pad,cad->pc", x, pm) - 0.5 * np.einsum("cad,cad->c", means, pm)
+            + log_weight)
+
+
+def _class_log_joint(scores: np.ndarray, spec: TaskSpec) -> np.ndarray:
+    """``log p(y, x)`` up to a shared term, per class ``[P, K]`` (log-sum over its components)."""
+    out = np.full((scores.shape[0], spec.num_classes), -np.inf)
+    for k in range(spec.num_classes):
+        cols = scores[:, spec.classes_of == k]
+        if cols.shape[1]:
+            top = cols.max(axis=1, keepdims=True)
+            out[:, k] = top[:, 0] + np.log(np.exp(cols - top).sum(axis=1))
+    return out
+
+
+def _log_normalise(log_joint: np.ndarray) -> np.ndarray:
+    """Log posteriors ``[P, K]`` from log joints."""
+    top = log_joint.max(axis=1, keepdims=True)
+    return log_joint - (top + np.log(np.exp(log_joint - top).sum(axis=1, keepdims=True)))
+
+
+def _posteriors(spec: TaskSpec, idx: list[int], x: np.ndarray) -> np.ndarray:
+    """Bayes log posteriors ``log p(y | x_views)`` ``[P, K]`` of points ``x`` ``[P, V, d]``."""
+    means = np.stack([spec.means[j] for j in idx], axis=1)
+    log_prior = np.log(np.where(spec.prior > 0, spec.prior, 1e-300))
+    log_weight = np.log(spec.weights) + log_prior[spec.classes_of]
+    precision = np.linalg.inv(spec.covariance(idx))
+    return _log_normalise(_class_log_joint(_component_scores(x, means, precision, log_weight),
+                                           spec))
+
+
+def _expectations(spec: TaskSpec, views: Sequence[str] | None, rule: str = "bayes"
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per class ``y``: ``E[log p(y|X) | y]`` and ``E[accuracy of the rule | y]`` (each ``[K]``).
+
+    ``rule="bayes"``: ``argmax p(y | X_views)``, whose expected accuracy is
+    ``E[max_k p(k|X)]``. ``rule="additive"``: ``argmax sum_v log p(y | x_v) - (V-1) log p(y)``,
+    what summing calibrated uni-modal posteriors (``ume``) computes."""
     idx = _views(spec, views)
-    dims = [spec.means[j].shape[1] for j in idx]
-    if len(idx) == 1 and dims[0] == 2:
-        z, w = _grid_2d()
-    else:
-        z = _sobol_normal(sum(dims))
-        w = np.full(z.shape[0], 1.0 / z.shape[0])
+    d = spec.means[idx[0]].shape[1]
+    z, w = _quadrature(d * len(idx))
+    chol = np.linalg.cholesky(spec.covariance(idx))
+    noise = np.einsum("ab,pbd->pad", chol, z.reshape(len(z), len(idx), d))
     log_prior = np.log(np.where(spec.prior > 0, spec.prior, 1e-300))
     e_log_post = np.zeros(spec.num_classes)
-    e_max_post = np.zeros(spec.num_classes)
-    for y in range(spec.num_classes):
+    e_correct = np.zeros(spec.num_classes)
+    for c in range(spec.means[0].shape[0]):
+        y = int(spec.classes_of[c])
         if spec.prior[y] == 0:
             continue
-        scores = np.zeros((z.shape[0], spec.num_classes)) + log_prior
-        start = 0
-        for j, d in zip(idx, dims):
-            means, sigma = spec.means[j], spec.sigmas[j]
-            x = means[y] + sigma * z[:, start:start + d]
-            scores += _log_lik(x, means, sigma)
-            start += d
-        top = scores.max(axis=1, keepdims=True)
-        log_norm = top[:, 0] + np.log(np.exp(scores - top).sum(axis=1))
-        e_log_post[y] = float((w * (scores[:, y] - log_norm)).sum())
-        e_max_post[y] = float((w * np.exp(top[:, 0] - log_norm)).sum())
-    return e_log_post, e_max_post
+        share = spec.weights[c] / spec.weights[spec.classes_of == y].sum()
+        x = np.stack([spec.means[j][c] for j in idx])[None] + noise
+        log_post = _posteriors(spec, idx, x)
+        e_log_post[y] += share * float((w * log_post[:, y]).sum())
+        if rule == "bayes":
+            e_correct[y] += share * float((w * np.exp(log_post.max(axis=1))).sum())
+        else:
+            total = -(len(idx) - 1) * log_prior + sum(
+                _posteriors(spec, [j], x[:, [k]]) for k, j in enumerate(idx))
+            e_correct[y] += share * float((w * (total.argmax(axis=1) == y)).sum())
+    return e_log_post, e_correct
 
 
 def entropy(spec: TaskSpec) -> float:
@@ -112,7 +153,7 @@ def entropy(spec: TaskSpec) -> float:
 
 def _entropy_and_accuracy(spec: TaskSpec, views: Sequence[str] | None) -> tuple[float, float]:
     """``(H(Y | X_views), Bayes accuracy)`` from one pass over the quadrature grid."""
-    e_log_post, e_max_post = _class_expectations(spec, views)
+    e_log_post, e_max_post = _expectations(spec, views)
     return (float(max(0.0, -(spec.prior * e_log_post).sum())),
             float((spec.prior * e_max_post).sum()))
 
@@ -192,4 +233,22 @@ def summary(spec: TaskSpec) -> dict[str, float]:
         out[f"fano_{key}"] = fano_error_bound(h_cond, spec.num_classes)
     out[f"I_{b}_given_{a}"] = max(0.0, out[f"I_{a}{b}"] - out[f"I_{a}"])
     out[f"I_{a}_given_{b}"] = max(0.0, out[f"I_{a}{b}"] - out[f"I_{b}"])
+    return out
+
+
+def additive_accuracy(spec: TaskSpec, views: Sequence[str] | None = None) -> float:
+    """Accuracy of summing calibrated per-view posteriors, ``argmax sum_v log p(y|x_v) -
+    (V-1) log p(y)``: the best ``ume`` can do. Equal to :func:`bayes_accuracy` exactly when the
+    views are independent given the label (``shared == 0`` and one component per class)."""
+    return float((spec.prior * _expectations(spec, views, rule="additive")[1]).sum())
+
+
+def pattern_ceilings(spec: TaskSpec) -> dict[str, float]:
+    """Bayes accuracy of every presence pattern (``"x1"``, ``"x2"``, ``"x1+x2"``), plus the
+    additive rule with every view present (``"additive"``). Notebook 08."""
+    mods = list(spec.modalities)
+    out = {"+".join(p): bayes_accuracy(spec, list(p))
+           for p in ([m] for m in mods)}
+    out["+".join(mods)] = bayes_accuracy(spec, mods)
+    out["additive"] = additive_accuracy(spec, mods)
     return out

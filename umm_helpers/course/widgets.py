@@ -6,6 +6,7 @@ default values.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +73,44 @@ def ceilings_explorer(sigma1: float | None = None, sigma2: float | None = None) 
     return interactive(ceilings_view,
                        sigma1=slider("σ1 (x1)", synthetic.SIGMA1 if sigma1 is None else sigma1),
                        sigma2=slider("σ2 (x2)", synthetic.SIGMA2 if sigma2 is None else sigma2))
+
+
+# --- notebook 08: the dependence dial ---------------------------------------------------------
+
+DIAL_RANGE = (0.0, 3.0, 0.25)  # min, max, step of the shared-nuisance slider
+
+
+@functools.lru_cache(maxsize=4)
+def dial_ceilings(variant: str = "complementary") -> dict[float, dict[str, float]]:
+    """Exact ceilings at every slider position, computed once (about 2 s). Notebook 08."""
+    from umm_helpers.course import theory
+    from umm_helpers.data import synthetic
+
+    lo, hi, step = DIAL_RANGE
+    grid = [round(lo + k * step, 4) for k in range(int(round((hi - lo) / step)) + 1)]
+    return {s: theory.pattern_ceilings(synthetic.make_task(shared=s, variant=variant))
+            for s in grid}
+
+
+def dial_view(shared: float, variant: str = "complementary") -> Figure:
+    """Pure: the exact ceilings of the synthetic family along the dial, marked at ``shared``
+    (the slider only moves the marker: the curves are computed once). Notebook 08."""
+    from umm_helpers.course import plots
+
+    return plots.ceilings_by_dial(dial_ceilings(variant), marker=float(shared))
+
+
+def dependence_dial(shared: float = 1.0) -> Any:
+    """A slider over the shared-nuisance scale that redraws :func:`dial_view`. Notebook 08.
+
+    Returns an ``ipywidgets.interactive``; its ``.result`` is the current figure.
+    """
+    from ipywidgets import FloatSlider, fixed, interactive
+
+    lo, hi, step = DIAL_RANGE
+    return interactive(dial_view, shared=FloatSlider(
+        value=shared, min=lo, max=hi, step=step, description="shared z",
+        continuous_update=False, readout_format=".2f"), variant=fixed("complementary"))
 
 
 # --- notebook 05: the missing-modality explorer ---------------------------------------------

@@ -11,6 +11,7 @@ from umm_helpers.data.dataset import MultiModalDataset, Split
 _REGISTRY: dict[str, str] = {
     "av-digits": "umm_helpers.data.av_digits:load",
     "av-digits-text": "umm_helpers.data.av_digits_text:load",
+    "digit-halves": "umm_helpers.data.digit_halves:load",
     "synthetic": "umm_helpers.data.synthetic:load",
     "avmnist": "umm_helpers.data.avmnist:load",
     "avmnist-smil": "umm_helpers.data.avmnist:load_smil",

@@ -15,15 +15,21 @@ import torch
 from torch import Tensor, nn
 
 from umm_helpers.core.encoders import default_encoders, feature_dim, freeze
-from umm_helpers.core.fusion import ConcatFusionModel, EarlyFusionModel, LateFusionModel
-from umm_helpers.core.missing import training_presence
+from umm_helpers.core.fusion import (
+    ConcatFusionModel,
+    EarlyFusionModel,
+    LateFusionModel,
+    PatternHeadsModel,
+    pattern_key,
+)
+from umm_helpers.core.missing import mma_presence, training_presence
 from umm_helpers.data import MultiModalDataset, Split
 from umm_helpers.engine.config import TrainConfig, resolve_device
-from umm_helpers.engine.trainer import LossFn, classification_loss, fit
+from umm_helpers.engine.trainer import LossFn, PresenceFn, classification_loss, fit
 from umm_helpers.settings import set_seed
 
 EncoderSpec = Mapping[str, Callable[[], nn.Module] | nn.Module]
-ARCHITECTURES = ("late", "concat", "early")
+ARCHITECTURES = ("late", "concat", "early", "patterns")
 
 
 def encoder_factories(dataset: MultiModalDataset, encoders: EncoderSpec | None
@@ -46,8 +52,8 @@ def _copies_of(module: nn.Module) -> Callable[[], nn.Module]:
 
 def build_model(architecture: str, modalities: Sequence[str], dataset: MultiModalDataset,
                 factories: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
-    """A freshly initialised model: ``late`` (sum of per-modality logits), ``concat`` or
-    ``early`` fusion over ``modalities``."""
+    """A freshly initialised model: ``late`` (sum of per-modality logits), ``concat``,
+    ``early`` fusion, or ``patterns`` (a head per presence pattern) over ``modalities``."""
     if architecture == "early":
         shapes = {m: tuple(dataset.train.inputs[m].shape[1:]) for m in dataset.modalities}
         return EarlyFusionModel(shapes, dataset.num_classes)
@@ -58,6 +64,8 @@ def build_model(architecture: str, modalities: Sequence[str], dataset: MultiModa
         return ConcatFusionModel(encoders, dataset.num_classes, dims)
     if architecture == "late":
         return LateFusionModel(encoders, dataset.num_classes, dims)
+    if architecture == "patterns":
+        return PatternHeadsModel(encoders, dataset.num_classes, dims)
     raise ValueError(f"unknown architecture {architecture!r}; expected one of {ARCHITECTURES}.")
 
 
@@ -96,10 +104,10 @@ class Recipe:
                            self.dataset, self.factories)
 
     def fit(self, model: nn.Module, stage: str, data: Any, config: TrainConfig,
-            loss: LossFn | None = None) -> None:
+            loss: LossFn | None = None, presence_fn: PresenceFn | None = None) -> None:
         """Train one stage (checkpointed in the run's folder, resumable)."""
         ckpt = self.folder / f"ckpt-{stage.replace(':', '_')}" if self.folder else None
-        hist = fit(model, data, config, loss=loss, checkpoint_dir=ckpt,
+        hist = fit(model, data, config, loss=loss, presence_fn=presence_fn, checkpoint_dir=ckpt,
                    resume=ckpt is not None, desc=f"{self.name} {stage}")
         self.history += [{**h, "stage": stage} for h in hist]
 
@@ -192,7 +200,45 @@ def finetune_from_unimodal(r: Recipe) -> nn.Module:
     """``ume-mma``: late fusion initialised from the uni-modal models, fine-tuned with MMA at
     ``finetune_lr_scale`` x lr for ``finetune_epochs`` (None: ``epochs``)."""
     model = r.from_unimodal()
-    tune = r.config.replace(lr=r.config.lr * r.options["finetune_lr_scale"],
+    r.fit(model, "finetune", r.dataset, _finetune_config(r))
+    return model
+
+
+def _finetune_config(r: Recipe) -> TrainConfig:
+    """The fine-tuning stage's config: ``finetune_lr_scale`` x lr for ``finetune_epochs``."""
+    return r.config.replace(lr=r.config.lr * r.options["finetune_lr_scale"],
                             epochs=r.options["finetune_epochs"] or r.config.epochs)
-    r.fit(model, "finetune", r.dataset, tune)
+
+
+def _linear(module: nn.Module) -> nn.Linear:
+    assert isinstance(module, nn.Linear)
+    return module
+
+
+def heads_from_unimodal(r: Recipe) -> nn.Module:
+    """``pattern-heads``: encoders from the uni-modal models and a head per presence pattern,
+    fine-tuned with MMA that drops any non-empty proper subset of the present modalities.
+
+    A single-modality pattern starts from that modality's uni-modal head; a multi-modality
+    pattern's head starts as the concatenation of its modalities' heads (biases summed), so
+    before fine-tuning the model is exactly ``ume``. Notebook 08.
+    """
+    late = r.from_unimodal()
+    model = r.fresh()
+    assert isinstance(model, PatternHeadsModel)
+    with torch.no_grad():
+        for m in model.modalities:
+            model.encoders[m].load_state_dict(late.encoders[m].state_dict())
+        for pattern in model.patterns:
+            parts = [_linear(late.heads[m]) for m in pattern]
+            head = _linear(model.heads[pattern_key(pattern)])
+            head.weight.copy_(torch.cat([h.weight for h in parts], dim=1))
+            head.bias.copy_(torch.stack([h.bias for h in parts]).sum(dim=0))
+    model.set_prior(r.dataset.train.labels)
+    p_missing = float(r.config.p_missing or 0.0)
+
+    def any_subset(present: dict[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+        return mma_presence(present, p_missing, generator, subsets=True)
+
+    r.fit(model.to(r.device), "finetune", r.dataset, _finetune_config(r), presence_fn=any_subset)
     return model

@@ -48,7 +48,10 @@ class Method:
 
 
 MMA_DEFAULT = 0.5
-_positive = Option(0.3, lambda v: is_number(v) and v > 0, "a number > 0")
+# The fine-tuning schedule of the methods that start from the uni-modal models.
+_FINETUNE = {"finetune_lr_scale": Option(0.3, lambda v: is_number(v) and v > 0, "a number > 0"),
+             "finetune_epochs": Option(None, lambda v: v is None or (is_int(v) and v >= 1),
+                                       "None (= epochs) or an integer >= 1")}
 
 METHODS: dict[str, Method] = {m.name: m for m in [
     Method(UNIMODAL, "encoder + linear head trained on modality m alone (unimodal:<m>)", "late",
@@ -69,10 +72,10 @@ METHODS: dict[str, Method] = {m.name: m for m in [
                                              "a number >= 0")}),
     Method("ume-mma", "late fusion from the uni-modal models, fine-tuned with MMA", "late",
            recipes.finetune_from_unimodal, "#2ca02c", "04", mma_default=MMA_DEFAULT,
-           uses_unimodal=True,
-           options={"finetune_lr_scale": _positive,
-                    "finetune_epochs": Option(None, lambda v: v is None or (is_int(v) and v >= 1),
-                                              "None (= epochs) or an integer >= 1")}),
+           uses_unimodal=True, options=_FINETUNE),
+    Method("pattern-heads", "uni-modal encoders, a head per presence pattern, fine-tuned with "
+           "MMA over any proper subset", "patterns", recipes.heads_from_unimodal, "#393b79", "08",
+           mma_default=MMA_DEFAULT, uses_unimodal=True, options=_FINETUNE),
 ]}
 
 

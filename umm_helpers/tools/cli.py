@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 VISION_LANGUAGE = ("food101", "mmimdb")
-DATA_NAMES = ("av-digits", "avmnist", "avmnist-smil", *VISION_LANGUAGE)
+EMBEDDED = ("av-digits", "digit-halves")
+DATA_NAMES = (*EMBEDDED, "avmnist", "avmnist-smil", *VISION_LANGUAGE)
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -35,7 +36,8 @@ def _data(args: argparse.Namespace) -> int:
     from umm_helpers.data import load_dataset
 
     if args.name not in DATA_NAMES or (args.action == "build" and args.name in VISION_LANGUAGE):
-        raise SystemExit(f"umm data: only 'av-digits', 'avmnist' and 'avmnist-smil' are built by "
+        raise SystemExit(f"umm data: only 'av-digits', 'digit-halves', 'avmnist' and "
+                         f"'avmnist-smil' are built by "
                          f"this command ('food101' and 'mmimdb' can be verified and shown: "
                          f"umm data verify|info NAME --root DIR), got {args.action} {args.name!r}.")
     root = args.root or args.out
@@ -44,18 +46,19 @@ def _data(args: argparse.Namespace) -> int:
         return 0
     if args.name in VISION_LANGUAGE:
         return _verify_vision_language(args.name, root)
-    if args.name != "av-digits":
+    if args.name not in EMBEDDED:
         return _data_avmnist(args, root)
-    from umm_helpers.data import av_digits
+    from importlib import import_module
 
+    module = import_module(f"umm_helpers.data.{args.name.replace('-', '_')}")
     if args.action == "build":
-        for path in av_digits.build(args.out):
+        for path in module.build(args.out):
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
         return 0
     from umm_helpers.data.checksums import verify
     from umm_helpers.settings import data_dir
 
-    verify(Path(root) if root else data_dir(), av_digits.FILES, av_digits.REBUILD)
+    verify(Path(root) if root else data_dir(), module.FILES, module.REBUILD)
     print("all data files match SHA256SUMS")
     return 0
 
