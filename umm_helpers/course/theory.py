@@ -1,4 +1,16 @@
-"""Exact information-theoretic quantities of the synthetic task (notebook 01).
+"""Exact information-theoretic quantities and Bayes ceilings of the synthetic family (notebooks 01
+and 08).
+
+When is summing uni-modal logits enough? Bayes' rule with both views is
+``log p(y|x1,x2) = log p(y|x1) + log p(y|x2) - log p(y) + c(x)`` (``c`` free of ``y``) whenever
+``x1`` and ``x2`` are independent given ``y``, and it needs calibrated branches (log-posteriors,
+not just ranking scores). Three regimes follow, each measured in notebook 08:
+(i) independent given ``y`` (``shared=0``; AV-Digits, AV-MNIST): the sum, ``ume``, is
+Bayes-optimal, ``additive_accuracy == bayes_accuracy``; (ii) dependent given ``y`` through a
+shared nuisance (``shared>0``): the Bayes rule is still additive in the views but differs per
+presence pattern, so the sum falls below the both-present ceiling and no single additive head
+reaches every pattern's ceiling; (iii) synergy (``variant="xor"``): each view alone carries no
+information and no sum of per-view logits can represent the rule.
 
 Everything is in **nats** (natural logarithms; divide by ``log 2`` for bits) and is a pure
 function of a :class:`~umm_helpers.data.synthetic.TaskSpec`.
