@@ -191,6 +191,26 @@ def information_budget(summary: Mapping[str, float], modalities: Sequence[str] =
     return fig
 
 
+def _bars_with_ceilings(ax: Any, groups: Sequence[str],
+                        bars: Mapping[str, Sequence[tuple[float, float]]],
+                        ceilings: Mapping[str, float] | None,
+                        colors: Mapping[str, str] | None = None) -> None:
+    """Grouped bars ``bars[label] = [(mean, std) per group]``, each group's ceiling as a black
+    tick. Shared by notebook 01's and notebook 08's figures."""
+    width = 0.8 / max(1, len(bars))
+    x = np.arange(len(groups))
+    for k, (label, values) in enumerate(bars.items()):
+        mean, std = [v[0] for v in values], [v[1] for v in values]
+        ax.bar(x - 0.4 + (k + 0.5) * width, mean, width, label=label,
+               color=None if colors is None else colors[label],
+               **({} if not any(std) else {"yerr": std, "capsize": 2}))
+    if ceilings is not None:
+        ax.hlines([ceilings[g] for g in groups], x - 0.45, x + 0.45, color="black", zorder=3,
+                  label="Bayes ceiling")
+    ax.set_xticks(x, groups)
+    ax.set_ylabel("test accuracy")
+
+
 def accuracy_vs_ceiling(scores: Mapping[str, Mapping[str, float]],
                         ceilings: Mapping[str, float]) -> Figure:
     """Grouped bars of each method's accuracy per condition, the Bayes ceiling as a black tick.
@@ -199,20 +219,12 @@ def accuracy_vs_ceiling(scores: Mapping[str, Mapping[str, float]],
     The y axis starts 0.1 below the lowest bar, so that small gaps stay visible. Notebook 01.
     """
     conditions = list(ceilings)
-    methods = list(scores)
     fig = Figure(figsize=(6.5, 3.3), layout="constrained")
     ax = fig.subplots()
-    width = 0.8 / max(1, len(methods))
-    x = np.arange(len(conditions))
-    for k, method in enumerate(methods):
-        vals = [scores[method][c] for c in conditions]
-        ax.bar(x - 0.4 + (k + 0.5) * width, vals, width, label=method)
-    ax.hlines([ceilings[c] for c in conditions], x - 0.45, x + 0.45, color="black",
-              zorder=3, label="Bayes ceiling")
-    ax.set_xticks(x, conditions)
+    _bars_with_ceilings(ax, conditions, {m: [(s[c], 0.0) for c in conditions]
+                                         for m, s in scores.items()}, ceilings)
     low = min(min(ceilings.values()), *(min(s.values()) for s in scores.values()))
     ax.set_ylim(max(0.0, low - 0.1), 1.0)
-    ax.set_ylabel("test accuracy")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
@@ -310,24 +322,12 @@ def pattern_scores(scores: Mapping[str, Mapping[str, tuple[float, float]]],
     from umm_helpers.methods.registry import method_colors
 
     patterns = list(ceilings) if ceilings is not None else list(next(iter(scores.values())))
-    methods = list(scores)
-    colors = method_colors(methods)
     fig = Figure(figsize=(7.0, 3.4), layout="constrained")
     ax = fig.subplots()
-    width = 0.8 / max(1, len(methods))
-    x = np.arange(len(patterns))
-    for k, method in enumerate(methods):
-        mean = [scores[method][p][0] for p in patterns]
-        std = [scores[method][p][1] for p in patterns]
-        ax.bar(x - 0.4 + (k + 0.5) * width, mean, width, yerr=std, capsize=2, label=method,
-               color=colors[method])
-    if ceilings is not None:
-        ax.hlines([ceilings[p] for p in patterns], x - 0.45, x + 0.45, color="black", zorder=3,
-                  label="Bayes ceiling")
+    _bars_with_ceilings(ax, patterns, {m: [row[p] for p in patterns] for m, row in scores.items()},
+                        ceilings, method_colors(list(scores)))
     ax.axhline(chance, color="grey", linestyle=":", label="chance")
-    ax.set_xticks(x, patterns)
     ax.set_ylim(0.0, 1.02)
-    ax.set_ylabel("test accuracy")
     ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
