@@ -103,9 +103,20 @@ def _stop(proc: subprocess.Popen) -> None:
             continue
 
 
-def _run_all(page) -> None:
-    page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-    page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+def _run_all(page, tries: int = 3, wait_s: float = 30.0) -> None:
+    """Run All Cells from the menu, again if no cell has started after ``wait_s``: a click that
+    lands while the kernel is still connecting can be dropped by JupyterLab."""
+    for _ in range(tries):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first.click()
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            prompts = page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
+            if any(p.strip() not in ("", "[ ]:") for p in prompts):
+                return  # a cell is queued, running or done
+            time.sleep(0.5)
+        page.keyboard.press("Escape")  # close a menu left open by a dropped click
+    pytest.fail(f"Run All Cells did not start any cell in {tries} tries")
 
 
 def _all_cells_done(page) -> bool:
