@@ -6,6 +6,7 @@ the explorer, the plots' colours and the run cache all read this registry (noteb
 """
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -131,7 +132,7 @@ UNIMODAL_SHADES = ("#7f7f7f", "#bcbd22", "#e377c2", "#525252")
 
 def method_colors(names: Sequence[str]) -> dict[str, str]:
     """The registry colour of each method name; ``unimodal:<m>`` get one shade each."""
-    out, shades = {}, iter(UNIMODAL_SHADES * len(names))
+    out, shades = {}, itertools.cycle(UNIMODAL_SHADES)
     for n in names:
         family = n.partition(":")[0]
         out[n] = (next(shades) if family == UNIMODAL

@@ -36,6 +36,7 @@ from umm_helpers.methods.recipes import (
 )
 from umm_helpers.methods.registry import (
     UNIMODAL,
+    Method,
     get_method,
     method_config,
     method_options,
@@ -60,7 +61,7 @@ class RunSpec:
     """Everything that identifies a run, resolved and checked before any work is done."""
 
     name: str
-    architecture: str
+    method: Method
     modalities: list[str]
     config: TrainConfig
     options: dict[str, Any]
@@ -83,7 +84,7 @@ def resolve(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None 
     ids = {m: encoder_identity(given.get(m, defaults[m])) for m in modalities
            if method.architecture != "early"}
     key = run_key(dataset.checksum, name, cfg.to_dict(), ids, opts)
-    return RunSpec(name, method.architecture, modalities, cfg, opts, ids, key)
+    return RunSpec(name, method, modalities, cfg, opts, ids, key)
 
 
 def new_model(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None = None
@@ -116,7 +117,8 @@ def _load_cached(spec: RunSpec, dataset: MultiModalDataset, encoders: EncoderSpe
     cached = cache.load_result(folder)
     if cached is None:
         return None
-    model = new_model(spec.name, dataset, encoders)
+    model = build_model(spec.method.architecture, spec.modalities, dataset,
+                        encoder_factories(dataset, encoders))
     cache.load_weights(folder, model)
     device = resolve_device(spec.config)
     return Run(model.to(device).eval(), cached["history"], cached, True, folder)
@@ -161,11 +163,10 @@ def run_method(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | No
         return run_method(f"{UNIMODAL}:{m}", dataset, encoders, spec.config,
                           cache=store if store is not None else False)
 
-    method, _ = get_method(name, dataset.modalities)
-    recipe = Recipe(name, spec.architecture, spec.modalities, dataset, encoders, spec.config,
+    recipe = Recipe(name, spec.method.architecture, spec.modalities, dataset, encoders, spec.config,
                     spec.options, folder, unimodal_run)
     start = time.perf_counter()
-    model = method.train(recipe).to(recipe.device).eval()
+    model = spec.method.train(recipe).to(recipe.device).eval()
     seconds = time.perf_counter() - start
     result: dict[str, Any] = {
         "method": name, "dataset": dataset.name, "checksum": dataset.checksum, "key": spec.key,
