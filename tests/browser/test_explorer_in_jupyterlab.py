@@ -8,6 +8,7 @@ Run by ``make test`` after the notebooks (it reuses their run cache).
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -36,6 +37,18 @@ def _required() -> bool:
     return bool(os.environ.get("CI")) or os.environ.get("UMM_REQUIRE_BROWSER") == "1"
 
 
+def _copy_without_outputs(src: Path, dst: Path) -> None:
+    """Copy a notebook with its outputs and execution counts cleared. The committed notebook holds
+    prompts [1]..[N] from its last run: served as is, a dropped Run All click would look like a
+    finished run (stale prompts, widgets that never render)."""
+    nb = json.loads(src.read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            cell["outputs"], cell["execution_count"] = [], None
+    nb.get("metadata", {}).pop("widgets", None)
+    dst.write_text(json.dumps(nb))
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -52,7 +65,7 @@ def lab(tmp_path):
         pytest.skip("Debian chromium is not installed (apt-get install chromium)")
     root = tmp_path / "lab"
     root.mkdir()
-    shutil.copy(ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)
+    _copy_without_outputs(ROOT / "notebooks" / NOTEBOOK, root / NOTEBOOK)
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ, UMM_PROGRESS="0",
                JUPYTER_CONFIG_DIR=str(tmp_path / "config"),
@@ -159,7 +172,12 @@ def test_explorer_renders_and_slider_changes_the_result(lab):
             explorer = page.locator(".widget-interact").filter(
                 has=page.locator(".widget-label", has_text="image missing")).first
             # the widget manager may still be rendering views after the last prompt is set
-            explorer.wait_for(state="attached", timeout=WIDGET_TIMEOUT_MS)
+            try:
+                explorer.wait_for(state="attached", timeout=WIDGET_TIMEOUT_MS)
+            except Exception:
+                page.screenshot(path=str(shot))
+                pytest.fail("the explorer widget did not render; outputs end with: "
+                            + outputs[-1500:])
             assert page.locator("text=Loading widget...").count() == 0
             explorer.scroll_into_view_if_needed()
             slider = explorer.locator(".widget-slider").filter(
