@@ -47,6 +47,32 @@ def test_score_bars_one_bar_per_method_and_condition():
     assert [t.get_text() for t in ax.get_xticklabels()] == ["a", "b"]
 
 
+def test_score_bars_single_seed_has_no_error_bars_and_legend_sits_outside():
+    rows = [{"method": "a", "full": (0.9, 0.0), "miss:x": (0.5, 0.0)}]
+    ax = plots.score_bars(rows, ["full", "miss:x"]).axes[0]
+    def errorbars(ax):
+        return [c for c in ax.containers if type(c).__name__ == "ErrorbarContainer"]
+
+    assert not errorbars(ax), "a single seed has no spread to draw"
+    spread = plots.score_bars([{"method": "a", "full": (0.9, 0.1)}], ["full"]).axes[0]
+    assert len(errorbars(spread)) == 1
+    ax.figure.canvas.draw()
+    legend, axes = ax.get_legend().get_window_extent(), ax.get_window_extent()
+    assert legend.x0 >= axes.x1 - 1, "the legend must not cover the bars"
+
+
+def test_score_bars_chance_and_ceiling_lines():
+    rows = [{"method": "a", "full": (0.9, 0.0), "miss:x": (0.5, 0.0)},
+            {"method": "b", "full": (0.8, 0.0), "miss:x": (0.7, 0.0)}]
+    ax = plots.score_bars(rows, ["full", "miss:x"], chance=0.1,
+                          ceilings={"miss:x": 0.75}, ceiling_label="Bayes ceiling").axes[0]
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert sorted(labels) == ["Bayes ceiling", "chance (0.10)", "full", "miss:x"]
+    ticks = [c for c in ax.collections if c.get_label() == "Bayes ceiling"][0]
+    assert [float(seg[0][1]) for seg in ticks.get_segments()] == [0.75, 0.75]
+    assert ax.lines[-1].get_ydata()[0] == 0.1
+
+
 def test_sweep_curves_label_with_aurc():
     res = {"m": {"rates": [0, 0.5, 1], "sweeps": {"any": [0.9, 0.8, 0.7]}, "aurc": {"any": 0.8}}}
     fig = plots.sweep_curves(res, ["any"], marker=("any", 0.5))

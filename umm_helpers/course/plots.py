@@ -64,7 +64,7 @@ def class_balance(splits: Mapping[str, Split]) -> Figure:
         ax.bar(np.arange(len(classes)) + k * width, counts, width, label=f"{name} ({counts.sum()})")
     ax.set_xticks(np.arange(len(classes)) + 0.4 - width / 2, classes, rotation=30)
     ax.set_ylabel("samples")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -85,26 +85,41 @@ def mask_tables(tables: Mapping[str, np.ndarray], modalities: Sequence[str],
 
 
 def score_bars(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
-               title: str = "", ylabel: str = "test accuracy") -> Figure:
-    """Grouped bars of mean ± std per method (rows) and condition (columns).
+               title: str = "", ylabel: str = "test accuracy", chance: float | None = None,
+               ceilings: Mapping[str, float] | None = None,
+               ceiling_label: str = "ceiling") -> Figure:
+    """Grouped bars of the mean per method (rows) and condition (columns), ± std as error bars
+    only when some std is non-zero (a single seed has no spread to show).
 
     ``rows`` are dicts with ``"method"`` and, per column, a ``(mean, std)`` pair, as in
-    ``umm_helpers.methods.cache.summarize(...).rows``. Notebooks 04 and 06.
+    ``umm_helpers.methods.compare.summarize(...).rows``. ``chance`` draws a dotted line at chance
+    level; ``ceilings[column]`` draws a black tick over that column's bars (labelled
+    ``ceiling_label``, which should say how the ceiling was measured). The legend sits outside
+    the axes so that it never covers a bar. Notebooks 03, 04 and 06.
     """
-    fig = Figure(figsize=(max(6.0, 1.1 * len(rows) * len(columns) / 2), 3.4),
+    fig = Figure(figsize=(max(6.5, 1.1 * len(rows) * len(columns) / 2 + 1.5), 3.4),
                  layout="constrained")
     ax = fig.subplots()
     width = 0.8 / len(columns)
     x = np.arange(len(rows))
+    labelled = False
     for k, col in enumerate(columns):
         means = [float(r[col][0]) for r in rows]  # type: ignore[index]
         stds = [float(r[col][1]) for r in rows]  # type: ignore[index]
-        ax.bar(x + k * width, means, width, yerr=stds, capsize=2, label=col)
+        spread = {"yerr": stds, "capsize": 2} if any(stds) else {}
+        ax.bar(x + k * width, means, width, label=col, **spread)
+        if ceilings is not None and col in ceilings:
+            ax.hlines(np.full(len(rows), ceilings[col]), x + (k - 0.5) * width,
+                      x + (k + 0.5) * width, color="black", zorder=3,
+                      label=None if labelled else ceiling_label)
+            labelled = True
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
     ax.set_xticks(x + 0.4 - width / 2, [str(r["method"]) for r in rows], rotation=20)
     ax.set_ylim(0, 1)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8, ncols=len(columns), loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
@@ -278,7 +293,8 @@ def probe_bars(scores: Mapping[str, Mapping[str, Sequence[float]]], title: str =
         vals = [np.asarray(scores[g].get(src, []), dtype=float) for g in groups]
         means = [float(v.mean()) if v.size else np.nan for v in vals]
         stds = [float(v.std(ddof=1)) if v.size > 1 else 0.0 for v in vals]
-        ax.bar(pos, means, width, yerr=stds, capsize=3, label=src, alpha=0.85)
+        spread = {"yerr": stds, "capsize": 3} if any(stds) else {}
+        ax.bar(pos, means, width, label=src, alpha=0.85, **spread)
         for p, v in zip(pos, vals):
             ax.scatter(np.full(v.size, p), v, color="black", s=10, zorder=3)
             if v.size:
@@ -287,7 +303,7 @@ def probe_bars(scores: Mapping[str, Mapping[str, Sequence[float]]], title: str =
     ax.set_ylim(max(0.0, lowest - 0.1), 1.0)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
