@@ -106,12 +106,12 @@ def score_bars(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
     for k, col in enumerate(columns):
         means = [float(r[col][0]) for r in rows]  # type: ignore[index]
         stds = [float(r[col][1]) for r in rows]  # type: ignore[index]
-        spread = {"yerr": stds, "capsize": 2} if any(stds) else {}
+        spread: dict[str, Any] = {"yerr": stds, "capsize": 2} if any(stds) else {}
         ax.bar(x + k * width, means, width, label=col, **spread)
         if ceilings is not None and col in ceilings:
             ax.hlines(np.full(len(rows), ceilings[col]), x + (k - 0.5) * width,
                       x + (k + 0.5) * width, color="black", zorder=3,
-                      label=None if labelled else ceiling_label)
+                      label="_nolegend_" if labelled else ceiling_label)
             labelled = True
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", label=f"chance ({chance:.2f})")
@@ -293,7 +293,7 @@ def probe_bars(scores: Mapping[str, Mapping[str, Sequence[float]]], title: str =
         vals = [np.asarray(scores[g].get(src, []), dtype=float) for g in groups]
         means = [float(v.mean()) if v.size else np.nan for v in vals]
         stds = [float(v.std(ddof=1)) if v.size > 1 else 0.0 for v in vals]
-        spread = {"yerr": stds, "capsize": 3} if any(stds) else {}
+        spread: dict[str, Any] = {"yerr": stds, "capsize": 3} if any(stds) else {}
         ax.bar(pos, means, width, label=src, alpha=0.85, **spread)
         for p, v in zip(pos, vals):
             ax.scatter(np.full(v.size, p), v, color="black", s=10, zorder=3)
