@@ -49,3 +49,21 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 def write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     return write_bytes(path, text.encode("utf-8"))
+
+
+def check_writable(folder: str | os.PathLike, what: str, fix: str) -> Path:
+    """Raise ``ValueError`` naming ``what``, the folder, the reason and ``fix`` unless files can
+    be written in ``folder`` (it is a writable folder, or the nearest existing folder above it
+    is, so that it can be created). Creates nothing: called before any work.
+    """
+    target = Path(folder)
+    existing = target
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        reason = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        reason = f"{existing} is read-only for this user"
+    else:
+        return target
+    raise ValueError(f"{what} {target} is not writable ({reason}); {fix}")

@@ -19,13 +19,17 @@ def test_save_and_load_run_atomically(tmp_path):
     assert folder == tmp_path / "tiny" / "unimodal_image" / "k"
     assert cache.load_result(folder) is None
     cache.save(folder, model, {"method": "joint", "scores": {"full": 0.5}})
-    assert sorted(p.name for p in folder.iterdir()) == ["model.safetensors", "result.json"]
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "model.safetensors",
+                                                        "result.json"]
     assert cache.load_result(folder)["scores"] == {"full": 0.5}
     other = cache.load_weights(folder, late_model(ds, seed=2))
     assert all(torch.equal(v, other.state_dict()[k]) for k, v in model.state_dict().items())
     (folder / "model.safetensors").write_bytes(b"broken")
     with pytest.raises(CheckpointError, match=str(folder / "model.safetensors")):
         cache.load_weights(folder, model)
+    with pytest.raises(CheckpointError, match=str(folder / "model.safetensors")):
+        cache.load_result(folder)  # the manifest no longer matches the weights
+    cache.save(folder, model, {"method": "joint", "scores": {"full": 0.5}})
     (folder / "result.json").write_text("{not json")
     with pytest.raises(CheckpointError, match=str(folder / "result.json")):
         cache.load_result(folder)

@@ -191,7 +191,8 @@ def test_multilabel_methods_use_macro_f1():
 def test_method_options_change_the_run_and_are_checked():
     ds = tiny_dataset()
     base = run_method("ume-mma", ds, config=CFG)
-    assert base.result["options"] == {"finetune_lr_scale": 0.3, "finetune_epochs": None}
+    assert base.result["options"] == {"finetune_lr_scale": 0.3, "finetune_epochs": None,
+                                      "mma": "drop-one"}
     short = run_method("ume-mma", ds, config=CFG, options={"finetune_epochs": 1})
     assert short.result["key"] != base.result["key"]
     assert [h["stage"] for h in short.history if "reused" not in h] == ["finetune"]
@@ -224,3 +225,32 @@ def test_pattern_heads_fine_tune_and_cache():
     assert run_method("pattern-heads", ds, config=CFG).cached
     other = run_method("pattern-heads", ds, config=CFG.replace(p_missing=0.25))
     assert other.result["key"] != run.result["key"]
+
+
+@pytest.mark.parametrize("name", ["ume-mma", "joint-mma"])
+def test_mma_rule_option_decides_which_patterns_fine_tuning_sees(monkeypatch, name):
+    """With three modalities, drop-one MMA never leaves a single modality; ``mma="subsets"``
+    does. The rule is part of the run's identity. Notebook 07."""
+    import umm_helpers.methods.recipes as recipes
+    from umm_helpers.core.missing import mma_presence, presence_to_array
+
+    ds = three_modal()
+    seen: dict[str, set[int]] = {}
+    presence_fns: list = []
+    monkeypatch.setattr(recipes.Recipe, "fit",
+                        lambda self, *a, presence_fn=None, **k: presence_fns.append(presence_fn))
+    for rule in ("drop-one", "subsets"):
+        run_method(name, ds, config=CFG.replace(p_missing=1.0), cache=False,
+                   options={"mma": rule})
+        fn = presence_fns[-1]  # the last stage: fine-tuning (ume-mma) or the only one
+        full = {m: torch.ones(4000, dtype=torch.bool) for m in ds.modalities}
+        g = torch.Generator().manual_seed(0)
+        # drop-one is the engine's own MMA (no presence_fn)
+        out = mma_presence(full, 1.0, g) if fn is None else fn(full, g)
+        seen[rule] = set(presence_to_array(out).sum(axis=1).tolist())
+    assert seen == {"drop-one": {2}, "subsets": {1, 2}}
+    monkeypatch.undo()
+    keys = {rule: run_method(name, ds, config=CFG, options={"mma": rule}).result["key"]
+            for rule in ("drop-one", "subsets")}
+    assert keys["drop-one"] != keys["subsets"]
+    assert run_method(name, ds, config=CFG).result["key"] == keys["drop-one"]  # the default

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from umm_helpers.core.fusion import MAX_PATTERN_MODALITIES
 from umm_helpers.core.missing import (
     DEFAULT_RATES,
     MaskTable,
@@ -29,7 +30,9 @@ class PatternLogits:
 
     ``patterns[p, j]`` tells whether modality j (sorted order) is present in pattern p; pattern
     p has bit j set iff modality j is present, so pattern 0 (all absent) gives the prior.
-    ``logits`` has shape ``[P, N, C]``. Notebook 05 drives its sliders with this.
+    ``logits`` has shape ``[P, N, C]``. Notebook 05 drives its sliders with this. The model runs
+    ``2^M`` times, so :meth:`compute` refuses more than
+    :data:`~umm_helpers.core.fusion.MAX_PATTERN_MODALITIES` modalities.
     """
 
     modalities: tuple[str, ...]
@@ -44,6 +47,13 @@ class PatternLogits:
                 ) -> PatternLogits:
         mods = tuple(split.modalities)
         n, m = len(split), len(mods)
+        if m > MAX_PATTERN_MODALITIES:
+            raise ValueError(
+                f"PatternLogits.compute runs the model once per presence pattern, 2^M = 2^{m} "
+                f"for the split's {m} modalities; at most {MAX_PATTERN_MODALITIES} modalities "
+                "are supported (umm_helpers.core.fusion.MAX_PATTERN_MODALITIES). Group "
+                "modalities (concatenate their features) or score single conditions with "
+                "umm.evaluate.")
         patterns = np.array([[(p >> j) & 1 == 1 for j in range(m)] for p in range(2 ** m)],
                             dtype=bool)
         logits = []

@@ -11,13 +11,15 @@ Two different data sets share the name AV-MNIST; this module loads both and says
     train_labels.npy       (N_train,)           integer labels 0..9
     test_labels.npy        (N_test,)
 
-Pixel and spectrogram arrays may be stored as uint8, float32 or float64 (values 0..255); both
-modalities are divided by 255 and get a channel axis: image ``[N, 1, 28, 28]``, audio
-``[N, 1, 112, 112]``. **Split rule**: the last ``round(N_train * 5000 / 60000)`` train rows (at
-least one) are the validation split and the rows before them the training split; the test rows
-are the test split. For the published files (60,000 train rows) that is the usual rule: first
-55,000 rows = train, last 5,000 = validation, 10,000 test rows = test. The same fraction
-(1/12) applies to smaller files, such as the test fixtures.
+Pixel and spectrogram arrays may be stored as uint8, float32 or float64 (values 0..255; a value
+outside 0..255, or a float file whose values all lie in [0, 1] with fractions, as if already
+normalised, is an error naming the file); both modalities are divided by 255 and get a channel
+axis: image ``[N, 1, 28, 28]``, audio ``[N, 1, 112, 112]``. **Split rule**: the last
+``round(N_train * 5000 / 60000)`` train rows (at least one) are the validation split and the
+rows before them the training split; the test rows are the test split. For the published files
+(60,000 train rows) that is the usual rule: first 55,000 rows = train, last 5,000 = validation,
+10,000 test rows = test. The same fraction (1/12) applies to smaller files, such as the test
+fixtures.
 
 ``avmnist-smil`` (the SMIL variant: 1,050 train / 450 test pairs, MNIST 28 x 28 plus 20 x 20
 MFCCs of FSDD recordings). A folder written by :func:`umm_helpers.data.avmnist_build.build_smil`::
@@ -210,7 +212,10 @@ def to_float_tensor(arr: np.ndarray, path: Path, scale: float | None, hasher: An
     """Convert a (memory-mapped) array chunk by chunk into a new ``[N, 1, *shape]`` float32 tensor.
 
     Each chunk is fed to ``hasher`` as raw bytes, divided by ``scale`` when given, and checked
-    for NaN / inf when the source is floating point (uint8 cannot hold them).
+    for NaN / inf when the source is floating point (uint8 cannot hold them). With ``scale``
+    (pixel-like data, 0..``scale``), a value outside ``[0, scale]`` is an error naming its row,
+    and so is a float file whose values all lie in [0, 1] and are not all whole numbers (it
+    looks normalised already; dividing again would shrink it ``scale`` times).
     """
     n = int(arr.shape[0])
     out = torch.empty((n, 1, *sample_shape), dtype=torch.float32)
@@ -219,6 +224,7 @@ def to_float_tensor(arr: np.ndarray, path: Path, scale: float | None, hasher: An
     step = max(1, CHUNK_BYTES // row_bytes)
     hasher.update(f"{path.name}|{arr.dtype.str}|{tuple(arr.shape)}".encode())
     floating = np.issubdtype(arr.dtype, np.floating)
+    top, fractional = -np.inf, False
     for start in range(0, n, step):
         block = np.ascontiguousarray(arr[start:start + step])
         hasher.update(block.data.cast("B"))
@@ -229,9 +235,26 @@ def to_float_tensor(arr: np.ndarray, path: Path, scale: float | None, hasher: An
                 row = start + int(bad.any(dim=1).nonzero()[0, 0])
                 raise AVMNISTFormatError(f"{path} contains {int(bad.sum())} NaN or inf values "
                                          f"(first in row {row}); expected finite values.")
+        if scale is not None and floating and len(block):
+            out_of_range = (values < 0) | (values > scale)
+            if bool(out_of_range.any()):
+                row = start + int(out_of_range.any(dim=1).nonzero()[0, 0])
+                raise AVMNISTFormatError(
+                    f"{path} holds values from {float(values.min()):g} to "
+                    f"{float(values.max()):g} (first out of range in row {row}); expected "
+                    f"values 0..{scale:g}. Rebuild the file with "
+                    "`umm data build avmnist --root DIR`.")
+            top = max(top, float(values.max()))
+            fractional = fractional or bool((values != values.round()).any())
         if scale is not None:
             values.div_(scale)
         flat[start:start + len(block)] = values
+    if scale is not None and floating and top <= 1.0 and fractional:
+        raise AVMNISTFormatError(
+            f"{path} holds values in [0, 1] only, with fractions: it looks normalised already, "
+            f"and the loader divides by {scale:g}. Store the values 0..{scale:g} (multiply the "
+            "array by 255 and save it again) or rebuild the file with "
+            "`umm data build avmnist --root DIR`.")
     return out
 
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 from umm_helpers.atomic import write_text
 
 SUMS_FILE = "SHA256SUMS"
+_HEX64 = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class DataIntegrityError(RuntimeError):
@@ -36,10 +38,21 @@ def read_sums(root: Path) -> dict[str, str]:
                                  "file. Restore it with `git checkout data/` or rebuild the "
                                  "data with `make data`.")
     sums = {}
-    for line in sums_path.read_text().splitlines():
-        if line.strip():
-            digest, name = line.split(maxsplit=1)
-            sums[name.strip().lstrip("*")] = digest
+    try:
+        lines = sums_path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataIntegrityError(f"{sums_path} is unreadable ({exc}); restore it with "
+                                 "`git checkout data/` or rebuild the data.") from exc
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split(maxsplit=1)
+        if len(fields) != 2 or not _HEX64.fullmatch(fields[0]) or not fields[1].strip():
+            raise DataIntegrityError(
+                f"{sums_path} line {number} is malformed ({line.strip()[:80]!r}); every line "
+                "must be '<64 hex digits of sha256>  <file path>', as `sha256sum` writes. "
+                "Restore the file with `git checkout data/` or rebuild the data.")
+        sums[fields[1].strip().lstrip("*")] = fields[0].lower()
     return sums
 
 

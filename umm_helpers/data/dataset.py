@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,13 @@ from torch import Tensor
 SPLIT_NAMES = ("train", "validation", "test")
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 RESERVED_NAMES = ("any", "full")
+# At most this many classes are inferred from integer labels (classes=None); name the classes
+# (classes=[...]) for more. A stray large label would otherwise build millions of class names.
+MAX_INFERRED_CLASSES = 100_000
+# numpy dtype kinds accepted as inputs and labels: bool, signed and unsigned integers, floats.
+_NUMERIC_KINDS = "biuf"
+_KIND_NAMES = {"c": "complex numbers", "O": "Python objects", "U": "strings", "S": "bytes",
+               "V": "records", "M": "dates", "m": "time spans"}
 
 
 def check_modality_name(name: str) -> None:
@@ -30,10 +38,53 @@ def check_modality_name(name: str) -> None:
         )
 
 
-def _as_tensor(value: Any) -> Tensor:
+def _as_tensor(value: Any, what: str = "value") -> Tensor:
+    """``value`` as a tensor of real numbers, or a ``ValueError`` naming ``what``."""
+    fix = "expected an array of real numbers (floats, integers or booleans)"
+    text_fix = f"{fix}; turn text into features first (e.g. umm.sentence_features)"
+    complex_fix = (f"{fix}; pass real features instead, e.g. the real and imaginary parts "
+                   "stacked on a feature axis, or the magnitude")
     if isinstance(value, Tensor):
-        return value
-    return torch.as_tensor(np.asarray(value))
+        t = value.detach()
+    else:
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError) as exc:  # ragged nested lists and the like
+            raise ValueError(f"{what} is not a rectangular array ({exc}); {fix}, one row per "
+                             "sample, every row of the same shape.") from exc
+        if arr.dtype.kind not in _NUMERIC_KINDS:
+            kind = _KIND_NAMES.get(arr.dtype.kind, f"dtype {arr.dtype}")
+            how = complex_fix if arr.dtype.kind == "c" else text_fix
+            raise ValueError(f"{what} holds {kind} (dtype {arr.dtype}); {how}.")
+        try:
+            t = torch.as_tensor(arr)
+        except (TypeError, RuntimeError) as exc:
+            raise ValueError(f"{what} has dtype {arr.dtype}, which torch cannot hold; {fix}.") \
+                from exc
+    if t.is_complex():
+        raise ValueError(f"{what} holds complex numbers (dtype {t.dtype}); {complex_fix}.")
+    return t
+
+
+def check_classes(classes: Iterable[str] | None, what: str = "classes") -> list[str] | None:
+    """``classes`` as a list of distinct, non-empty class names, or a named error."""
+    if classes is None:
+        return None
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+        raise TypeError(f"{what} must be a list of class names such as ['cat', 'dog'], got "
+                        f"{type(classes).__name__} {classes!r:.60}.")
+    names = list(classes)
+    if not names:
+        raise ValueError(f"{what} is empty: name at least one class.")
+    odd = [c for c in names if not isinstance(c, str) or not c.strip()]
+    if odd:
+        raise TypeError(f"{what} must hold non-empty strings, found {odd[:3]!r}; use e.g. "
+                        "[str(c) for c in ...].")
+    dups = sorted(c for c, k in Counter(names).items() if k > 1)
+    if dups:
+        raise ValueError(f"{what} names some classes more than once ({dups[:5]}); every class "
+                         "needs one distinct name.")
+    return names
 
 
 @dataclass
@@ -90,16 +141,21 @@ def _validate_split(name: str, inputs: Mapping[str, Any], labels: Any,
                          "{modality name: array of shape [N, ...]}.")
     tensors: dict[str, Tensor] = {}
     for m, x in inputs.items():
-        check_modality_name(m)
-        t = _as_tensor(x)
+        try:
+            check_modality_name(m)
+        except ValueError as exc:
+            raise ValueError(f"split {name!r}: {exc}") from None
+        t = _as_tensor(x, f"split {name!r}: modality {m!r}")
         if t.ndim < 2:
             raise ValueError(f"split {name!r}: modality {m!r} has shape {tuple(t.shape)}; "
                              "each modality needs shape [N, ...] with a feature axis "
                              "(reshape a vector of scalars to [N, 1]).")
-        if not torch.is_floating_point(t):
-            t = t.float()
-        tensors[m] = t.float() if t.dtype == torch.float64 else t
-    y = _as_tensor(labels)
+        if any(s == 0 for s in t.shape[1:]):
+            raise ValueError(f"split {name!r}: modality {m!r} has shape {tuple(t.shape)}: no "
+                             "values per sample; every modality needs at least one feature.")
+        # one dtype for the engine: float16, bfloat16, float64, integers and booleans -> float32
+        tensors[m] = t if t.dtype == torch.float32 else t.float()
+    y = _as_tensor(labels, f"split {name!r}: labels")
     n_labels = int(y.shape[0]) if y.ndim else 0
     counts = {m: int(t.shape[0]) for m, t in tensors.items()}
     if n_labels == 0 or any(c == 0 for c in counts.values()):
@@ -120,17 +176,28 @@ def _validate_split(name: str, inputs: Mapping[str, Any], labels: Any,
     n_classes = len(classes) if classes is not None else None
     if y.ndim == 1:
         if torch.is_floating_point(y):
-            if not bool((y == y.round()).all()):
+            if not bool((torch.isfinite(y) & (y == y.round())).all()):
                 raise ValueError(f"split {name!r}: single-label labels must be integers.")
-        y = y.long()
+        elif y.dtype == torch.bool:
+            y = y.long()
         lo, hi = int(y.min()), int(y.max())
+        if n_classes is None and hi >= MAX_INFERRED_CLASSES:
+            raise ValueError(
+                f"split {name!r}: labels go up to {hi}, which would infer {hi + 1} classes, "
+                f"more than MAX_INFERRED_CLASSES = {MAX_INFERRED_CLASSES}. Relabel the classes "
+                "0..C-1 (e.g. np.unique(labels, return_inverse=True)) or pass classes=[...] "
+                "naming every class.")
         limit = n_classes if n_classes is not None else hi + 1
         if lo < 0 or hi >= limit:
             raise ValueError(f"split {name!r}: labels must lie in [0, {limit - 1}] for "
                              f"{limit} classes, found values from {lo} to {hi}. Pass "
                              "classes=[...] naming every class, or fix the labels.")
+        y = y.long()
     elif y.ndim == 2:
         y = y.float()
+        if y.shape[1] == 0:
+            raise ValueError(f"split {name!r}: multi-label labels have shape "
+                             f"{tuple(y.shape)}; [N, C] needs at least one class column.")
         if not bool(((y == 0) | (y == 1)).all()):
             raise ValueError(f"split {name!r}: multi-label labels [N, C] must be 0 or 1.")
         if n_classes is not None and y.shape[1] != n_classes:
@@ -167,8 +234,22 @@ class MultiModalDataset:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise TypeError(f"the data set name must be a non-empty string such as 'custom', "
+                            f"got {self.name!r:.60}.")
         reference = self.train.modalities
         for split in (self.validation, self.test):
+            if split.multilabel != self.train.multilabel:
+                kinds = {s.name: "multi-label [N, C]" if s.multilabel else "single-label [N]"
+                         for s in (self.train, split)}
+                raise ValueError(
+                    f"split {split.name!r} has {kinds[split.name]} labels but split 'train' has "
+                    f"{kinds[self.train.name]} labels; every split needs the same kind of "
+                    "labels (the loss and the metric follow from it).")
+            if list(split.classes) != list(self.train.classes):
+                raise ValueError(f"split {split.name!r} has classes {list(split.classes)[:5]}... "
+                                 f"but split 'train' has {list(self.train.classes)[:5]}...; every "
+                                 "split needs the same class list.")
             if split.modalities != reference:
                 missing = sorted(set(reference) - set(split.modalities))
                 extra = sorted(set(split.modalities) - set(reference))
@@ -227,9 +308,21 @@ class MultiModalDataset:
                     meta: Mapping[str, Mapping[str, Any]] | None = None) -> MultiModalDataset:
         """Build a data set from ``(inputs, labels)`` pairs of numpy arrays or tensors.
 
-        ``inputs`` maps modality name to an array ``[N, ...]``; labels are ``[N]`` integers
-        or ``[N, C]`` 0/1 for multi-label. ``classes`` defaults to ``"0" .. "C-1"``.
+        ``inputs`` maps modality name to an array ``[N, ...]`` of real numbers (stored as
+        float32); labels are ``[N]`` integers or ``[N, C]`` 0/1 for multi-label, of the same
+        kind in every split. ``classes`` (distinct names) defaults to ``"0" .. "C-1"``, inferred
+        from the largest label up to :data:`MAX_INFERRED_CLASSES` classes. Every problem is a
+        ``ValueError`` or ``TypeError`` naming the split, modality or argument, raised before
+        anything is built.
         """
+        if not isinstance(name, str) or not name.strip():
+            raise TypeError(f"from_arrays: name must be a non-empty string such as 'custom', "
+                            f"got {name!r:.60}.")
+        classes = check_classes(classes)
+        if meta is not None and (not isinstance(meta, Mapping) or any(
+                k not in SPLIT_NAMES or not isinstance(v, Mapping) for k, v in meta.items())):
+            raise TypeError(f"from_arrays: meta must be a dict {{split name: {{key: per-sample "
+                            f"values}}}} with split names {list(SPLIT_NAMES)}, got {meta!r:.80}.")
         parts = {"train": train, "validation": validation, "test": test}
         checked: dict[str, tuple[dict[str, Tensor], Tensor]] = {}
         for split_name, pair in parts.items():
@@ -237,6 +330,14 @@ class MultiModalDataset:
                 raise ValueError(f"split {split_name!r} must be a pair (inputs, labels), "
                                  f"got {type(pair).__name__}.")
             checked[split_name] = _validate_split(split_name, pair[0], pair[1], classes)
+        kinds = {k: (y.ndim, y.shape[1] if y.ndim == 2 else None) for k, (_, y) in checked.items()}
+        for k, kind in kinds.items():
+            if kind != kinds["train"]:
+                def what(c: tuple[int, int | None]) -> str:
+                    return (f"multi-label [N, {c[1]}]" if c[0] == 2 else "single-label [N]")
+                raise ValueError(f"split {k!r} has {what(kind)} labels but split 'train' has "
+                                 f"{what(kinds['train'])} labels; every split needs the same "
+                                 "kind of labels (and, multi-label, the same columns).")
         if classes is None:
             y = checked["train"][1]
             n = (y.shape[1] if y.ndim == 2

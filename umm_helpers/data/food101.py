@@ -40,6 +40,7 @@ from umm_helpers.data.vision_language import (
     nested_hint,
     resolve_root,
 )
+from umm_helpers.settings import inside
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -142,9 +143,12 @@ def read_food101(root: str | Path | None = None) -> datasets.DatasetDict:
                     f"{where}: class {cls!r} has no image folder {path / 'images' / split / cls}; "
                     f"the classes are the folders of images/train and images/test "
                     f"({len(classes)} found). Fix the class name or add the folder.")
-            rel = (Path("images") / split / file if "/" in file
-                   else Path("images") / split / cls / file)
-            image = path / rel
+            try:  # a row names a file inside images/<split>/ only: no '..', no absolute path
+                image = inside(path / "images" / split, file if "/" in file else f"{cls}/{file}",
+                               f"{where}: image file")
+            except ValueError as exc:
+                raise VisionLanguageFormatError(str(exc)) from None
+            rel = image.relative_to(path)
             if not image.is_file():
                 raise VisionLanguageFormatError(
                     f"{where}: image file {image} is missing. Put the image there, or remove "

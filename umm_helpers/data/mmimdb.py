@@ -19,6 +19,7 @@ are sorted (as strings) in every split.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +37,7 @@ from umm_helpers.data.vision_language import (
     nested_hint,
     resolve_root,
 )
+from umm_helpers.settings import inside
 
 if TYPE_CHECKING:  # pragma: no cover
     import datasets
@@ -80,7 +82,27 @@ def read_mmimdb_split(root: Path) -> dict[str, list[str]]:
         if not ids:
             raise VisionLanguageFormatError(f"{path}: split {key!r} lists no ids; every split "
                                             "needs at least one movie.")
+        odd = [i for i in ids if not i.strip() or any(c in i for c in "/\\") or i.startswith(".")]
+        if odd:
+            raise VisionLanguageFormatError(
+                f"{path}: split {key!r} lists ids that are not plain file names "
+                f"({odd[:3]!r}); an id names dataset/<id>.json and dataset/<id>.jpeg inside "
+                "the data folder, without '/', '\\' or a leading '.'. Fix split.json.")
+        twice = sorted(i for i, k in Counter(ids).items() if k > 1)
+        if twice:
+            raise VisionLanguageFormatError(
+                f"{path}: split {key!r} lists ids more than once ({twice[:5]}); every movie is "
+                "one sample. Remove the repeats from split.json.")
         out[key] = sorted(ids)
+    keys = list(MMIMDB_SPLITS)
+    for a_pos, a in enumerate(keys):
+        for b in keys[a_pos + 1:]:
+            shared = sorted(set(out[a]) & set(out[b]))
+            if shared:
+                raise VisionLanguageFormatError(
+                    f"{path}: ids {shared[:5]} are in both split {a!r} and split {b!r}; a movie "
+                    "in two splits leaks test data into training. Keep each id in one split "
+                    "(the split.json shipped in mmimdb.tar.gz does).")
     return out
 
 
@@ -121,7 +143,8 @@ def read_mmimdb(root: str | Path | None = None, limit: int | None = None
     for key, canon in MMIMDB_SPLITS.items():
         records = []
         for movie in splits[key][:limit]:
-            files = [folder / f"{movie}.json", folder / f"{movie}.jpeg"]
+            files = [inside(folder, f"{movie}{ext}", f"id {movie!r} in {path / 'split.json'}")
+                     for ext in (".json", ".jpeg")]
             absent = [f for f in files if not f.is_file()]
             if absent:
                 raise VisionLanguageFormatError(

@@ -13,9 +13,10 @@ from typing import Any
 
 import torch
 
-from umm_helpers.settings import get_device
+from umm_helpers.settings import check_device_available, get_device, parse_device
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
+MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits; one bit of room for derived seeds
 # Fields that may change between an interrupted run and its resumption.
 RESUME_FREE_FIELDS = ("epochs", "checkpoint_every", "device", "stream", "num_workers", "patience")
 
@@ -26,6 +27,15 @@ def is_int(v: Any) -> bool:
 
 def is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def is_device(v: Any) -> bool:
+    """A device name (or ``torch.device``) of a type the engine trains on."""
+    try:
+        parse_device(v)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 @dataclass
@@ -69,9 +79,10 @@ class TrainConfig:
             ("p_missing", self.p_missing is None or (is_number(self.p_missing)
                                                      and 0 <= self.p_missing <= 1),
              "None (method default) or a number in [0, 1]"),
-            ("seed", is_int(self.seed) and self.seed >= 0, "an integer >= 0"),
-            ("device", self.device is None or isinstance(self.device, (str, torch.device)),
-             "None (auto) or a device name such as 'cpu' or 'cuda'"),
+            ("seed", is_int(self.seed) and 0 <= self.seed <= MAX_SEED,
+             "an integer >= 0 (at most 2**63 - 1)"),
+            ("device", self.device is None or is_device(self.device),
+             "None (auto) or a device name such as 'cpu', 'cuda', 'cuda:1' or 'mps'"),
             ("amp", isinstance(self.amp, bool), "True or False"),
             ("sync_batchnorm", isinstance(self.sync_batchnorm, bool), "True or False"),
             ("patience", is_int(self.patience) and self.patience >= 0,
@@ -81,13 +92,16 @@ class TrainConfig:
             ("keep", isinstance(self.keep, Mapping) and all(
                 isinstance(k, str) and is_number(v) and 0 <= v <= 1
                 for k, v in self.keep.items()), "a dict {modality: fraction in [0, 1]}"),
-            ("stream", self.stream in (None, True, False), "None (auto), True or False"),
+            ("stream", self.stream is None or isinstance(self.stream, bool),
+             "None (auto), True or False"),
             ("num_workers", is_int(self.num_workers) and self.num_workers >= 0,
              "an integer >= 0"),
         ]
         for name, ok, valid in checks:
             if not ok:
                 raise bad(name, valid)
+        if self.device is not None:
+            check_device_available(parse_device(self.device), "TrainConfig.device")
         return self
 
     def replace(self, **changes: Any) -> TrainConfig:
@@ -102,5 +116,9 @@ class TrainConfig:
 
 
 def resolve_device(config: TrainConfig) -> torch.device:
-    """``config.device`` or the best available device."""
-    return torch.device(config.device) if config.device is not None else get_device()
+    """``config.device`` or the best available device (``ValueError`` with the fix when the
+    device named by ``config.device`` or ``UMM_DEVICE`` is not on this machine)."""
+    if config.device is not None:
+        return check_device_available(parse_device(config.device, "TrainConfig.device"),
+                                      "TrainConfig.device")
+    return check_device_available(get_device(), "UMM_DEVICE")

@@ -18,6 +18,7 @@ writes checkpoints (:mod:`umm_helpers.engine.distributed`).
 """
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -46,10 +47,31 @@ from umm_helpers.engine.state import (
 )
 from umm_helpers.settings import progress_enabled
 
-__all__ = ["CHECKPOINT_NAME", "Trainer", "fit", "task_loss", "classification_loss"]
+__all__ = ["CHECKPOINT_NAME", "Trainer", "TrainingDiverged", "fit", "task_loss",
+           "classification_loss"]
 
 LossFn = Callable[[nn.Module, dict[str, Tensor], dict[str, Tensor], Tensor], Tensor]
 PresenceFn = Callable[[dict[str, Tensor], torch.Generator], dict[str, Tensor]]
+
+
+class TrainingDiverged(ValueError):
+    """The training loss or the weights became NaN or inf: the run stops and nothing of it is
+    cached or checkpointed (lower ``TrainConfig.lr``)."""
+
+
+def check_epoch_finite(train_loss: float, epoch: int, config: TrainConfig) -> None:
+    """Stop a run whose epoch ended with a non-finite loss or non-finite weights.
+
+    :meth:`Trainer.fit_epoch` folds the weights' check into the loss it returns (NaN when any
+    weight or buffer is not finite), so this costs no host synchronisation beyond the one the
+    epoch's loss already needs.
+    """
+    if not math.isfinite(train_loss):
+        raise TrainingDiverged(
+            f"training diverged in epoch {epoch} of {config.epochs}: the training loss or the "
+            f"weights became NaN or inf (mean loss {train_loss}); the run stops and nothing of "
+            f"this epoch is saved. Lower TrainConfig.lr (now {config.lr:g}), e.g. to "
+            f"{config.lr / 10:g}.")
 
 
 def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
@@ -131,6 +153,7 @@ class Trainer:
             while self.state.epoch < self.config.epochs and not self.state.stopped:
                 start = time.perf_counter()
                 train_loss = self.fit_epoch()
+                check_epoch_finite(train_loss, self.state.epoch + 1, self.config)
                 self.end_epoch(train_loss, time.perf_counter() - start)
         finally:
             self.teardown()
@@ -198,6 +221,10 @@ class Trainer:
             # sample of the global batch weighs the same once DDP averages over ranks.
             total += self.step(x, present, y, self.world * (hi - lo) / len(idx)) * y.shape[0]
         distributed.all_reduce_sum(total)
+        state = [t for t in self.model.state_dict().values() if torch.is_floating_point(t)]
+        if state:  # NaN unless every weight and buffer is finite: checked with the loss
+            finite = torch.stack([torch.isfinite(t).all() for t in state]).all()
+            total = torch.where(finite, total, torch.full_like(total, math.nan))
         return float(total) / sum(e - s for s, e in self.bounds)
 
     def prepare_batch(self, x: dict[str, Tensor], idx: Tensor, lo: int, hi: int

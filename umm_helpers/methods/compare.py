@@ -10,13 +10,14 @@ from typing import Any
 
 import numpy as np
 
+from umm_helpers.atomic import check_writable
 from umm_helpers.atomic import write_text as atomic_write_text
 from umm_helpers.data import MultiModalDataset, load_dataset
 from umm_helpers.engine import distributed
 from umm_helpers.engine.config import TrainConfig
 from umm_helpers.methods.registry import all_methods, get_method
 from umm_helpers.methods.run import run_method
-from umm_helpers.settings import runs_dir
+from umm_helpers.settings import name_folder, runs_dir
 
 
 @dataclass
@@ -101,20 +102,28 @@ def compare(dataset_name: str, methods: str | Sequence[str] = "all",
             config: TrainConfig | None = None) -> CompareTable:
     """Train (or reuse) every method for every seed; write ``compare.csv`` and ``compare.md``.
 
-    Files go to ``<out or runs_dir()/<dataset>>/``. Notebook 06 prints the Markdown table.
+    Files go to ``<out or runs_dir()/<dataset>>/`` (the data set name mapped to one folder by
+    :func:`umm_helpers.settings.folder_name`). Notebook 06 prints the Markdown table. Seeds,
+    method names, the config and the output folder are checked before anything trains.
     """
+    seed_list = parse_seeds(seeds)
     data = dataset if dataset is not None else load_dataset(dataset_name)
     base = config if config is not None else TrainConfig()
     if epochs is not None:
         base = base.replace(epochs=epochs)
-    seed_list = parse_seeds(seeds)
+    base.validate()
     names = parse_methods(methods, data.modalities)
+    folder = (Path(out) if out is not None
+              else name_folder(runs_dir(), data.name, what="data set name"))
+    if distributed.is_main():
+        check_writable(folder, "the compare output folder",
+                       "pass out='/a/writable/folder' (umm compare --out DIR) or point "
+                       "UMM_RUNS_DIR at a writable folder.")
     results: dict[str, list[dict[str, Any]]] = {}
     for method in names:
         results[method] = [run_method(method, data, config=base.replace(seed=s)).result
                            for s in seed_list]
     table = summarize(results)
-    folder = Path(out) if out is not None else runs_dir() / data.name
     csv_path, md_path = folder / "compare.csv", folder / "compare.md"
     if distributed.is_main():
         atomic_write_text(csv_path, table.to_csv())

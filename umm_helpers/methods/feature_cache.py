@@ -41,13 +41,12 @@ from umm_helpers.engine.checkpoint import (
     model_fingerprint,
     save_tensors,
 )
-from umm_helpers.methods.cache import safe_name
 from umm_helpers.methods.identity import (
     encoder_identity,
     package_version,
     source_digest,
 )
-from umm_helpers.settings import get_device, runs_dir
+from umm_helpers.settings import folder_name, get_device, runs_dir
 
 FEATURES = "features"
 FORMAT = 1
@@ -69,8 +68,10 @@ def feature_key(payload: Mapping[str, Any]) -> str:
 
 
 def feature_path(name: str, payload: Mapping[str, Any], root: str | Path | None = None) -> Path:
-    """``<features root>/<name>/<key>.safetensors`` for a key payload."""
-    return features_root(root) / safe_name(name) / f"{feature_key(payload)}.safetensors"
+    """``<features root>/<name>/<key>.safetensors`` for a key payload (``name`` mapped to a
+    folder by :func:`umm_helpers.settings.folder_name`, so it never leaves the root)."""
+    return (features_root(root) / folder_name(name, "data set name")
+            / f"{feature_key(payload)}.safetensors")
 
 
 def text_digest(texts: Sequence[str]) -> str:

@@ -61,30 +61,44 @@ def _code_digest(code: types.CodeType) -> str:
     return h.hexdigest()[:12]
 
 
-def _stable_repr(value: Any) -> str:
+def _stable_repr(value: Any, active: tuple[int, ...] = ()) -> str:
     """``repr`` without memory addresses (an address makes the key unique, never stale)."""
     return re.sub(r" at 0x[0-9a-fA-F]+", "", repr(value)) if not callable(value) \
-        else encoder_identity(value)
+        else encoder_identity(value, active)
 
 
-def _function_digest(func: types.FunctionType) -> str:
+def _function_digest(func: types.FunctionType, active: tuple[int, ...] = ()) -> str:
     """What a plain function or lambda computes: its code, defaults and captured values."""
     parts = [_code_digest(func.__code__), repr(func.__defaults__)]
     for cell in func.__closure__ or ():
         try:
-            parts.append(_stable_repr(cell.cell_contents))
+            parts.append(_stable_repr(cell.cell_contents, active))
         except ValueError:  # an empty cell
             parts.append("<empty>")
     return hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
 
 
-def encoder_identity(factory: Callable[[], nn.Module] | nn.Module) -> str:
+def _own_bases(cls: type) -> list[type]:
+    """Base classes defined outside Python, torch and this package (their code counts too)."""
+    skip = ("builtins", "torch", "umm_helpers", "typing", "abc")
+    return [b for b in cls.__mro__[1:]
+            if (getattr(b, "__module__", "") or "").split(".")[0] not in skip]
+
+
+def encoder_identity(factory: Callable[[], nn.Module] | nn.Module,
+                     _active: tuple[int, ...] = ()) -> str:
     """A stable name for an encoder factory, part of the run-cache key.
 
     Package classes are named by their qualified name (the source digest is in the key too);
     functions, lambdas and classes defined elsewhere (a notebook, a script) also carry a digest
-    of their code and captured values, so two different lambdas never share a cached run.
+    of their code, captured values and own base classes, so two different lambdas never share a
+    cached run. Self references (a class whose methods call ``super()``, a function that calls
+    itself) are named once, not followed again.
     """
+    if id(factory) in _active:  # already being described further up: name it only
+        module = getattr(factory, "__module__", "?") or "?"
+        return f"<{module}.{getattr(factory, '__qualname__', type(factory).__qualname__)}>"
+    active = (*_active, id(factory))
     if isinstance(factory, nn.Module):
         digest = hashlib.sha256()
         for k, v in sorted(factory.state_dict().items()):
@@ -95,20 +109,22 @@ def encoder_identity(factory: Callable[[], nn.Module] | nn.Module) -> str:
             digest.update(str(extra).encode())
         return f"{type(factory).__module__}.{type(factory).__qualname__}@{digest.hexdigest()[:12]}"
     if isinstance(factory, functools.partial):
-        args = ", ".join([_stable_repr(a) for a in factory.args]
-                         + [f"{k}={_stable_repr(v)}" for k, v in sorted(factory.keywords.items())])
-        return f"{encoder_identity(factory.func)}({args})"
+        args = ", ".join([_stable_repr(a, active) for a in factory.args]
+                         + [f"{k}={_stable_repr(v, active)}"
+                            for k, v in sorted(factory.keywords.items())])
+        return f"{encoder_identity(factory.func, active)}({args})"
     module = getattr(factory, "__module__", "?") or "?"
     name = getattr(factory, "__qualname__", type(factory).__qualname__)
     packaged = module.startswith("umm_helpers")
     if isinstance(factory, types.FunctionType) and not (packaged and factory.__closure__ is None
                                                        and "<lambda>" not in name):
-        return f"{module}.{name}#{_function_digest(factory)}"
+        return f"{module}.{name}#{_function_digest(factory, active)}"
     if isinstance(factory, type) and not packaged:
         funcs = sorted((k, v) for k, v in vars(factory).items()
                        if isinstance(v, types.FunctionType))
-        code = hashlib.sha256("|".join(f"{k}:{_function_digest(v)}" for k, v in funcs)
-                              .encode()).hexdigest()[:12]
+        parts = [f"{k}:{_function_digest(v, active)}" for k, v in funcs]
+        parts += [f"base:{encoder_identity(b, active)}" for b in _own_bases(factory)]
+        code = hashlib.sha256("|".join(parts).encode()).hexdigest()[:12]
         return f"{module}.{name}#{code}"
     return f"{module}.{name}"
 

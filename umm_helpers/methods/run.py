@@ -8,19 +8,24 @@ the comparison of everything: notebook 06. What each method does is in
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from umm_helpers.core.encoders import default_encoders
+from umm_helpers.core.fusion import MAX_PATTERN_MODALITIES
 from umm_helpers.core.missing import DEFAULT_RATES, MaskTable, standard_conditions
 from umm_helpers.core.patterns import PatternLogits, sweep
 from umm_helpers.core.scoring import aurc, metric_name
 from umm_helpers.data import MultiModalDataset
+from umm_helpers.engine.checkpoint import CheckpointError
 from umm_helpers.engine.config import TrainConfig, resolve_device
+from umm_helpers.engine.trainer import TrainingDiverged
 from umm_helpers.methods.cache import RunCache
 from umm_helpers.methods.identity import (
     encoder_identity,
@@ -74,13 +79,28 @@ def resolve(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None 
             ) -> RunSpec:
     """The effective config, options, encoder identities and cache key of a run."""
     method, modalities = get_method(name, dataset.modalities)
+    if len(dataset.modalities) > MAX_PATTERN_MODALITIES:
+        raise ValueError(f"run_method scores every presence pattern of the data set's "
+                         f"{len(dataset.modalities)} modalities (2^M patterns), and at most "
+                         f"{MAX_PATTERN_MODALITIES} modalities are supported "
+                         "(umm_helpers.core.fusion.MAX_PATTERN_MODALITIES); group modalities "
+                         "(concatenate their features) or score with umm.evaluate per condition.")
     cfg = method_config(name, (config or TrainConfig()).validate())
+    resolve_device(cfg)  # an unavailable device fails here, before any work
     opts = method_options(name, options)
     unknown = sorted(set(cfg.keep) - set(dataset.modalities))
     if unknown:
         raise ValueError(f"TrainConfig.keep names modalities {unknown}; the data set has "
                          f"{dataset.modalities}.")
+    if encoders is not None and not isinstance(encoders, Mapping):
+        raise TypeError(f"encoders must be a dict {{modality: factory or module}}, got "
+                        f"{type(encoders).__name__}.")
     given, defaults = dict(encoders or {}), default_encoders(dataset)
+    for m, spec in given.items():
+        if not (isinstance(spec, nn.Module) or callable(spec)):
+            raise TypeError(f"encoders[{m!r}] is {type(spec).__name__}: expected an nn.Module "
+                            "or a zero-argument factory (a class, function or lambda) returning "
+                            "one.")
     ids = {m: encoder_identity(given.get(m, defaults[m])) for m in modalities
            if method.architecture != "early"}
     key = run_key(dataset.checksum, name, cfg.to_dict(), ids, opts)
@@ -92,7 +112,7 @@ def new_model(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | Non
     """A freshly initialised model of the architecture method ``name`` trains."""
     method, modalities = get_method(name, dataset.modalities)
     return build_model(method.architecture, modalities, dataset,
-                       encoder_factories(dataset, encoders))
+                       encoder_factories(dataset, checked_factories(encoders)))
 
 
 def summarize_model(model: nn.Module, dataset: MultiModalDataset) -> dict[str, Any]:
@@ -112,16 +132,69 @@ def summarize_model(model: nn.Module, dataset: MultiModalDataset) -> dict[str, A
             "aurc": {k: aurc(DEFAULT_RATES, v) for k, v in sweeps.items()}}
 
 
+RESULT_KEYS = ("method", "key", "history", "metric", "scores", "sweeps", "aurc")
+
+
+def checked_factories(encoders: EncoderSpec | None) -> EncoderSpec | None:
+    """``encoders`` with every factory wrapped so that one returning something other than an
+    ``nn.Module`` is a ``TypeError`` naming its modality (modules are passed through)."""
+    if not encoders:
+        return encoders
+
+    def checked(m: str, factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+        def make() -> nn.Module:
+            module = factory()
+            if not isinstance(module, nn.Module):
+                raise TypeError(f"encoders[{m!r}] returned {type(module).__name__}; an encoder "
+                                "factory must return an nn.Module (e.g. a class whose instances "
+                                "map [B, ...] inputs to [B, F] features).")
+            return module
+        return make
+
+    return {m: spec if isinstance(spec, nn.Module) else checked(m, spec)
+            for m, spec in encoders.items()}
+
+
+def _check_result(result: dict[str, Any], spec: RunSpec, folder: Path) -> None:
+    absent = [k for k in RESULT_KEYS if k not in result]
+    if absent:
+        raise CheckpointError(f"cached result {folder / 'result.json'} lacks {absent}")
+    if result["key"] != spec.key or result["method"] != spec.name:
+        raise CheckpointError(f"cached result {folder / 'result.json'} belongs to run "
+                              f"{result['method']!r} {result['key']!r}, not {spec.name!r} "
+                              f"{spec.key!r}")
+
+
 def _load_cached(spec: RunSpec, dataset: MultiModalDataset, encoders: EncoderSpec | None,
                  cache: RunCache, folder: Path) -> Run | None:
-    cached = cache.load_result(folder)
-    if cached is None:
+    """The cached run, or None when there is none or it is damaged (a warning names the folder:
+    a damaged run is never used, and ``run_method`` trains it again)."""
+    try:
+        cached = cache.load_result(folder)
+        if cached is None:
+            return None
+        _check_result(cached, spec, folder)
+        model = build_model(spec.method.architecture, spec.modalities, dataset,
+                            encoder_factories(dataset, checked_factories(encoders)))
+        cache.load_weights(folder, model)
+    except CheckpointError as exc:
+        warnings.warn(f"cached run {folder} is damaged and is not used ({exc}); run_method "
+                      "trains it again and replaces it.", stacklevel=3)
         return None
-    model = build_model(spec.method.architecture, spec.modalities, dataset,
-                        encoder_factories(dataset, encoders))
-    cache.load_weights(folder, model)
     device = resolve_device(spec.config)
     return Run(model.to(device).eval(), cached["history"], cached, True, folder)
+
+
+def check_finite_model(model: nn.Module, name: str, config: TrainConfig) -> None:
+    """Refuse (``TrainingDiverged``) a trained model whose weights or buffers hold NaN or inf:
+    such a run is never cached."""
+    bad = [k for k, v in model.state_dict().items()
+           if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise TrainingDiverged(f"{name}: training diverged: the trained weights hold NaN or inf "
+                               f"values (in {bad[:3]}); nothing was cached. Lower "
+                               f"TrainConfig.lr (now {config.lr:g}), e.g. to "
+                               f"{config.lr / 10:g}.")
 
 
 def _as_cache(cache: bool | RunCache) -> RunCache | None:
@@ -131,7 +204,8 @@ def _as_cache(cache: bool | RunCache) -> RunCache | None:
 def cached_run(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | None = None,
                config: TrainConfig | None = None, options: Mapping[str, Any] | None = None,
                cache: RunCache | None = None) -> Run | None:
-    """The run ``run_method`` would return from the run cache, or None; never trains."""
+    """The run ``run_method`` would return from the run cache, or None; never trains (a
+    damaged cached run is reported with a warning and gives None)."""
     spec = resolve(name, dataset, encoders, config, options)
     store = cache or RunCache()
     return _load_cached(spec, dataset, encoders, store,
@@ -158,16 +232,18 @@ def run_method(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | No
         found = _load_cached(spec, dataset, encoders, store, folder)
         if found is not None:
             return found
+        store.check_writable()  # a read-only cache fails now, not after training
 
     def unimodal_run(m: str) -> Run:
         return run_method(f"{UNIMODAL}:{m}", dataset, encoders, spec.config,
                           cache=store if store is not None else False)
 
-    recipe = Recipe(name, spec.method.architecture, spec.modalities, dataset, encoders, spec.config,
-                    spec.options, folder, unimodal_run)
+    recipe = Recipe(name, spec.method.architecture, spec.modalities, dataset,
+                    checked_factories(encoders), spec.config, spec.options, folder, unimodal_run)
     start = time.perf_counter()
     model = spec.method.train(recipe).to(recipe.device).eval()
     seconds = time.perf_counter() - start
+    check_finite_model(model, name, spec.config)  # finite or nothing: never cached otherwise
     result: dict[str, Any] = {
         "method": name, "dataset": dataset.name, "checksum": dataset.checksum, "key": spec.key,
         "version": package_version(), "source": source_digest(),

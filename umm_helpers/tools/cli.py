@@ -102,11 +102,12 @@ def _verify_vision_language(name: str, root: str | None) -> int:
 def result_path(dataset_name: str, method: str, seed: int, out: str | Path | None = None
                 ) -> Path:
     """``<out or runs_dir()>/<dataset>/<method>/seed<k>/result.json``."""
-    from umm_helpers.methods.cache import RESULT, safe_name
-    from umm_helpers.settings import runs_dir
+    from umm_helpers.methods.cache import RESULT
+    from umm_helpers.settings import folder_name, name_folder, runs_dir
 
     base = Path(out) if out is not None else runs_dir()
-    return base / dataset_name / safe_name(method) / f"seed{seed}" / RESULT
+    return (name_folder(base, dataset_name, what="data set name")
+            / folder_name(method, "method name") / f"seed{int(seed)}" / RESULT)
 
 
 def _config(args: argparse.Namespace, seed: int) -> Any:
@@ -125,12 +126,16 @@ def _run(args: argparse.Namespace) -> int:
 
     Rank 0 writes the files and prints; the other ranks wait at a barrier.
     """
-    from umm_helpers.atomic import write_text
+    from umm_helpers.atomic import check_writable, write_text
     from umm_helpers.data import load_dataset
     from umm_helpers.engine import distributed
     from umm_helpers.methods.run import run_method
+    from umm_helpers.settings import runs_dir
 
     config = _config(args, args.seed).validate()  # a bad value fails before the data loads
+    # and so does an output folder that cannot be written (each rank probes it: harmless)
+    check_writable(Path(args.out) if args.out else runs_dir(), "the output folder",
+                   "pass --out DIR with a writable folder or set UMM_RUNS_DIR.")
     with distributed.session():
         dataset = load_dataset(args.dataset)
         run = run_method(args.method, dataset, config=config)
