@@ -8,7 +8,6 @@ import wave
 from pathlib import Path
 
 import numpy as np
-from scipy.signal import resample_poly
 
 MU = 255
 
@@ -16,6 +15,8 @@ MU = 255
 def resample(wave: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Polyphase resampling (deterministic), e.g. 22050 Hz -> 8000 Hz."""
     g = np.gcd(rate_in, rate_out)
+    from scipy.signal import resample_poly  # here, not at import: scipy.signal takes a second
+
     return resample_poly(wave.astype(np.float64), rate_out // g, rate_in // g)
 
 

@@ -226,15 +226,15 @@ def build(out_dir: str | Path | None = None, cfg: BuildConfig = BuildConfig(),
 
 
 def read_split(path: Path, cfg: BuildConfig = BuildConfig()) -> dict[str, np.ndarray]:
-    """Read one Parquet split through Hugging Face ``datasets`` into numpy arrays.
+    """Read one Parquet split into numpy arrays.
 
-    Columns come out in the ``datasets`` Arrow format, so the fixed-size pixel lists become
-    numpy arrays without a detour through Python lists.
+    Columns stay Arrow arrays, so the fixed-size pixel lists become numpy arrays without a
+    detour through Python lists (and without importing a data-set library: every notebook
+    loads this file).
     """
-    import datasets
     import pyarrow.parquet as pq
 
-    table = datasets.Dataset(pq.read_table(path)).with_format("arrow")[:]
+    table = pq.read_table(path)
     n = table.num_rows
 
     def pixels(name: str, shape: tuple[int, ...]) -> np.ndarray:
@@ -252,6 +252,17 @@ def read_split(path: Path, cfg: BuildConfig = BuildConfig()) -> dict[str, np.nda
     }
 
 
+def check_labels(labels: np.ndarray, path: Path) -> None:
+    """Raise ``ValueError`` naming ``path`` unless every label is a digit 0..9."""
+    bad = (labels < 0) | (labels >= len(WORDS))
+    if labels.size == 0 or bool(bad.any()):
+        detail = (f"{int(bad.sum())} rows out of range, first row {int(np.nonzero(bad)[0][0])} "
+                  f"with label {int(labels[bad][0])}" if labels.size else "no rows")
+        raise ValueError(f"{path}: labels must be digits 0..{len(WORDS) - 1} ({detail}). "
+                         f"Restore the file with `git checkout data/` or rebuild it with "
+                         f"`{REBUILD}`.")
+
+
 def load(root: str | Path | None = None, verify_sums: bool = True) -> MultiModalDataset:
     """Load AV-Digits: image ``[N, 1, 8, 8]`` and audio ``[N, 1, 32, 32]``, both in [0, 1].
 
@@ -263,6 +274,7 @@ def load(root: str | Path | None = None, verify_sums: bool = True) -> MultiModal
     splits = []
     for s, rel in zip(SPLITS, FILES):
         a = read_split(root / rel)
+        check_labels(a["label"], root / rel)
         inputs = {"image": torch.from_numpy(a["image"].astype(np.float32) / 255.0),
                   "audio": torch.from_numpy(a["spectrogram"].astype(np.float32) / 255.0)}
         meta = {k: a[k] for k in ("speaker", "accent", "variant", "speed", "pitch",
