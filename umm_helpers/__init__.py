@@ -47,6 +47,9 @@ _EXPORTS = {
     # course
     "theory": "course.theory:", "plots": "course.plots:", "probes": "course.probes:",
     "widgets": "course.widgets:", "explorer": "course.explorer:",
+    "calibration": "course.calibration:",
+    "projection": "course.projection:", "group_accuracy": "course.group_accuracy:",
+    "ceiling_gap": "course.ceiling_gap:", "verdicts": "course.verdicts:",
     # tools
     "bench": "tools.bench", "method_times": "tools.bench",
 }

@@ -164,6 +164,25 @@ def test_figure_and_renders(data):
     assert "<b>ume-mma" in html and "wrong among the 8 samples" in html
 
 
+@pytest.mark.parametrize("animated", [False, True])
+def test_curves_can_be_told_apart_and_the_confusion_matrix_has_a_colour_bar(ds, animated):
+    models = {(m, None): _model(ds, i) for i, m in enumerate(
+        ["unimodal:audio", "unimodal:image", "early", "concat", "joint", "ume"])}
+    data = ex.ExplorerData.from_models(models, ds.test)
+    view = ex.ExplorerView(data, ex.explore(data, method="joint"), n_samples=4, cols=4,
+                           animated=animated)
+    methods = data.methods
+    for mod, lines in view.lines.items():
+        looks = {(line.get_color(), line.get_linestyle(), line.get_marker())
+                 for line in lines.values()}
+        assert len(looks) == len(methods), f"two curves of the {mod} panel look alike"
+        assert len({line.get_linestyle() for line in lines.values()}) > 1
+        assert lines["joint"].get_linewidth() > lines["ume"].get_linewidth()  # picked: thick
+    assert [t.get_text() for t in view.legend.get_texts()] == methods
+    assert view.colorbar.mappable is view.conf and view.colorbar.vmax == 1.0
+    assert view.render("png").startswith(b"\x89PNG")
+
+
 def test_three_modalities():
     ds3 = three_modal()
     data = ex.ExplorerData.from_models({("joint", None): _model(ds3, 0)}, ds3.test)

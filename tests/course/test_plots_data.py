@@ -79,3 +79,14 @@ def test_sweep_curves_label_with_aurc():
     ax = fig.axes[0]
     assert ax.get_legend().get_texts()[0].get_text() == "m (AURC 0.800)"
     assert list(ax.lines[0].get_ydata()) == [0.9, 0.8, 0.7]
+
+
+def test_sweep_curves_zoom_and_legend_below():
+    res = {"a": {"rates": [0, 1], "sweeps": {"x": [0.9, 0.8]}, "aurc": {"x": 0.85}},
+           "b": {"rates": [0, 1], "sweeps": {"x": [0.88, 0.83]}, "aurc": {"x": 0.855}}}
+    ax = plots.sweep_curves(res, ["x"]).axes[0]
+    assert ax.get_ylim() == (0.0, 1.0), "the default axis is the whole accuracy range"
+    ax = plots.sweep_curves(res, ["x"], ylim=None).axes[0]
+    assert ax.get_ylim() == pytest.approx((0.78, 0.92))
+    anchor = ax.get_legend().get_bbox_to_anchor().transformed(ax.transAxes.inverted())
+    assert anchor.y0 < 0, "the legend sits below the panel, never over a curve"

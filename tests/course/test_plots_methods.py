@@ -57,3 +57,31 @@ def test_regime_figures():
               "ume": {"single": (0.5, 0.0), "both": (0.72, 0.0)}}
     fig = plots.tradeoff_curve(points, (0.5, 0.84))
     assert "ume" in [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+
+
+def test_training_curves_integer_epochs_test_lines_and_outside_legend():
+    hist = [{"epoch": e, "train_loss": 1.0 / e, "val_score": 0.5 + 0.02 * e} for e in range(1, 21)]
+    fig = plots.training_curves({"audio": hist, "image": hist}, test_scores={"audio": 0.84})
+    left, right = fig.axes
+    for ax in (left, right):
+        ticks = [t for t in ax.get_xticks() if 1 <= t <= 20]
+        assert ticks and all(float(t).is_integer() for t in ticks), ticks
+    labels = [line.get_label() for line in right.get_lines()]
+    assert labels == ["audio (validation)", "audio (test, last epoch)", "image (validation)"]
+    np.testing.assert_allclose(right.get_lines()[1].get_ydata(), [0.84, 0.84])
+    assert right.get_lines()[1].get_color() == right.get_lines()[0].get_color()
+    legend = right.get_legend()
+    assert legend is not None and legend.get_bbox_to_anchor().x0 >= right.bbox.x1 - 1, \
+        "the legend sits right of the axes, over no line"
+
+
+def test_accuracy_vs_ceiling_with_seeds_has_means_error_bars_and_dots():
+    scores = {"joint": {"full": [0.9, 0.92, 0.94], "miss:x1": [0.6, 0.62, 0.64]},
+              "ume-mma": {"full": 0.95, "miss:x1": 0.65}}
+    fig = plots.accuracy_vs_ceiling(scores, {"full": 0.96, "miss:x1": 0.66}, title="t")
+    ax = fig.axes[0]
+    np.testing.assert_allclose([p.get_height() for p in ax.patches], [0.92, 0.62, 0.95, 0.65])
+    dots = [c for c in ax.collections if len(c.get_offsets()) == 3]
+    assert len(dots) == 2, "one dot per seed for the method with seeds"
+    assert ax.get_legend().get_bbox_to_anchor().x0 >= ax.bbox.x1 - 1
+    assert abs(ax.get_ylim()[0] - 0.5) < 1e-9 and ax.get_title() == "t"

@@ -87,6 +87,46 @@ def test_chain_rule_and_orderings(default_summary):
     assert theory.bayes_accuracy(spec) == pytest.approx(s["acc_x1x2"])
 
 
+
+def test_conditional_information_is_its_own_integral():
+    """I(Y; X2 | X1) integrated directly agrees with the chain rule's difference (two other
+    quadratures), with the closed form of the factorised geometry, and with Monte Carlo."""
+    for sigmas in ((synthetic.SIGMA1, synthetic.SIGMA2), (0.6, 1.7)):
+        spec = synthetic.make_task(*sigmas)
+        exact = closed_form(*sigmas)
+        direct = theory.conditional_information(spec, "x2", ["x1"])
+        assert direct == pytest.approx(exact["I_x1x2"] - exact["I_x1"], abs=3e-4), sigmas
+        s = theory.summary(spec)
+        assert s["I_x1"] + direct == pytest.approx(s["I_x1x2"], abs=3e-4)
+        assert theory.conditional_information(spec, "x1", ["x2"]) == pytest.approx(
+            s["I_x1x2"] - s["I_x2"], abs=3e-4)
+    spec = synthetic.make_task(shared=1.0)  # dependent views: still the chain rule
+    assert theory.conditional_information(spec, "x2", ["x1"]) == pytest.approx(
+        theory.mutual_information(spec) - theory.mutual_information(spec, ["x1"]), abs=3e-4)
+    # Monte Carlo with the true posteriors: E[log p(y|x1,x2) - log p(y|x1)]
+    spec = synthetic.make_task()
+    x, y = synthetic.sample(spec, 100_000, seed=9)
+    def log_post(views):
+        scores = np.tile(np.log(spec.prior), (len(y), 1))
+        for v in views:
+            means, sigma = spec.view(v)
+            scores += -((x[v].astype(np.float64)[:, None, :] - means[None]) ** 2).sum(-1) / (
+                2 * sigma**2)
+        return (scores - np.logaddexp.reduce(scores, axis=1, keepdims=True))[np.arange(len(y)), y]
+    mc = float((log_post(["x1", "x2"]) - log_post(["x1"])).mean())
+    assert mc == pytest.approx(theory.conditional_information(spec, "x2", ["x1"]), abs=0.01)
+
+
+def test_conditional_information_of_a_useless_view_is_zero_and_bad_input_is_refused():
+    spec = synthetic.make_task(1.0, 1e4)
+    assert theory.conditional_information(spec, "x2", ["x1"]) == pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(ValueError, match="both lost and given"):
+        theory.conditional_information(spec, "x1", ["x1"])
+    with pytest.raises(ValueError, match="conditioning view"):
+        theory.conditional_information(spec, "x1", [])
+    with pytest.raises(ValueError, match="unknown views"):
+        theory.conditional_information(spec, "audio", ["x1"])
+
 def test_small_noise_limit():
     s = theory.summary(synthetic.make_task(1e-3, 1e-3))
     for key in ("x1", "x2", "x1x2"):

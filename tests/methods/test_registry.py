@@ -37,7 +37,12 @@ def test_method_config_uses_the_mma_default_only_where_mma_is_used():
 def test_options_have_defaults_and_checks():
     assert method_options("umt", None) == {"distill_weight": 1.0}
     assert method_options("ume-mma", {"finetune_epochs": 3}) == {
-        "finetune_lr_scale": 0.3, "finetune_epochs": 3}
+        "finetune_lr_scale": 0.3, "finetune_epochs": 3, "mma": "drop-one"}
+    assert method_options("joint-mma", {"mma": "subsets"}) == {"mma": "subsets"}
+    with pytest.raises(ValueError, match=r"option mma = 'any' .* one of \['drop-one', 'subsets'\]"):
+        method_options("ume-mma", {"mma": "any"})
+    with pytest.raises(ValueError, match=r"method 'ume' has no option 'mma'"):
+        method_options("ume", {"mma": "subsets"})
     assert method_options("unimodal:audio", {}) == {}
     with pytest.raises(ValueError, match=r"has no option 'lr'; its options: none"):
         method_options("joint", {"lr": 1.0})

@@ -334,7 +334,7 @@ def summary_html(state: ExplorerState, n_samples: int = 20) -> str:
 
 
 class CallCounter:
-    """Counts forward calls of models: notebook 05 shows the sliders never call one."""
+    """Counts forward calls of models: notebook 09 shows the explorer's sliders never call one."""
 
     def __init__(self) -> None:
         self.calls = 0

@@ -5,7 +5,9 @@
 figure of one setting. How a view reaches the screen is one of two small strategies picked when
 it is built: :class:`_Redraw` (the static figure: everything redrawn, the setting's numbers
 written into the figure) or :class:`_Blit` (the widget: only the changing artists redrawn over
-a cached background, the numbers left to the widget's text line). Colours are the registry's.
+a cached background, the numbers left to the widget's text line). Colours are the registry's;
+each method's curve also has its own line style and marker, named in a legend, so that curves
+that lie on top of each other can still be told apart.
 """
 from __future__ import annotations
 
@@ -23,6 +25,18 @@ from umm_helpers.course.explorer_model import ExplorerData, ExplorerState, summa
 from umm_helpers.methods.registry import method_colors
 
 _CMAPS = {"image": "gray", "audio": "magma"}
+_LINESTYLES = ("-", "--", "-.", ":")
+_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+MARK_EVERY = 4  # a marker on every 4th curve point, shifted per method
+
+
+def curve_styles(methods: list[str]) -> dict[str, dict[str, Any]]:
+    """Line style, marker and marker positions of each method's curve: no two methods share
+    the pair (line style, marker), and markers of neighbouring methods sit on different points."""
+    return {m: {"linestyle": _LINESTYLES[i % len(_LINESTYLES)],
+                "marker": _MARKERS[i % len(_MARKERS)],
+                "markevery": (i % MARK_EVERY, MARK_EVERY)}
+            for i, m in enumerate(methods)}
 
 
 def _tile(x: np.ndarray, size: int) -> np.ndarray:
@@ -99,14 +113,16 @@ class ExplorerView:
         self._drawer = _Blit() if animated else _Redraw()
         numbers = self._drawer.writes_numbers
         mods = list(data.modalities)
-        self.fig = fig = Figure(figsize=(13, 6.2), dpi=dpi)
+        self.fig = fig = Figure(figsize=(13, 7.0), dpi=dpi)
         FigureCanvasAgg(fig)
-        gs = fig.add_gridspec(2, 2 + len(mods), height_ratios=[3.3, 1.9], left=0.095,
-                              right=0.985, top=self._drawer.top, bottom=0.01,
-                              wspace=0.3, hspace=0.32)
+        # rows: panels, the curves' legend, the samples
+        gs = fig.add_gridspec(3, 2 + len(mods), height_ratios=[3.3, 0.5, 1.9], left=0.095,
+                              right=0.95, top=self._drawer.top, bottom=0.01,
+                              wspace=0.3, hspace=0.3)
         self._dynamic: list[Artist] = []
         methods = data.methods
         self.colors = method_colors(methods)
+        self.styles = curve_styles(methods)
 
         # accuracy per method
         ax = self.ax_bars = fig.add_subplot(gs[0, 0])
@@ -128,7 +144,8 @@ class ExplorerView:
             ax = fig.add_subplot(gs[0, 1 + j])
             self.curve_axes[mod] = ax
             self.lines[mod] = {m: ax.plot(data.curve_rates, np.zeros_like(data.curve_rates),
-                                          color=self.colors[m], lw=1.0)[0] for m in methods}
+                                          color=self.colors[m], lw=1.0, ms=4, label=m,
+                                          **self.styles[m])[0] for m in methods}
             self.vlines[mod] = ax.axvline(0, color="grey", ls=":", lw=1)
             self.points[mod] = ax.plot([0], [0], "o", color="black", ms=6, zorder=5)[0]
             ax.set_xlim(0, 1)
@@ -139,6 +156,15 @@ class ExplorerView:
             ax.set_title(f"accuracy vs {mod} missing rate\n({held})", fontsize=9)
             self._dynamic += [*self.lines[mod].values(), self.vlines[mod], self.points[mod]]
         self.curve_axes[mods[0]].set_ylabel("test accuracy")
+        # one legend for every curve panel, in its own row under them (static: when blitting
+        # it stays in the cached background); the picked method's curve is drawn thick
+        ax = self.ax_legend = fig.add_subplot(gs[1, :])
+        ax.set_axis_off()
+        first = self.lines[mods[0]]
+        self.legend = ax.legend([first[m] for m in methods], methods, loc="center",
+                                ncol=min(len(methods), 9), fontsize=8, frameon=False,
+                                title="curves (the picked method is drawn thick)",
+                                title_fontsize=8, handlelength=3.2)
 
         # confusion matrix of the picked method (rows normalised)
         ax = self.ax_conf = fig.add_subplot(gs[0, -1])
@@ -151,10 +177,14 @@ class ExplorerView:
         ax.set_ylabel("true")
         ax.set_title("confusion matrix of the picked\nmethod (share of each true class)",
                      fontsize=9)
+        # fixed colour scale (0..1), so the colour bar is static
+        self.colorbar = fig.colorbar(self.conf, ax=ax, fraction=0.046, pad=0.03)
+        self.colorbar.ax.tick_params(labelsize=7)
+        self.colorbar.set_label("share of the true class", fontsize=8)
         self._dynamic.append(self.conf)
 
         # test samples, one tile per modality, missing ones greyed out
-        self._init_samples(fig.add_subplot(gs[1, :]), n_samples, cols, mods)
+        self._init_samples(fig.add_subplot(gs[2, :]), n_samples, cols, mods)
         # the labels under the tiles are rewritten (true→predicted) only where numbers are
         # written; when blitting they stay in the static background
         self._relabeled = self.sample_text if numbers else []
@@ -279,4 +309,4 @@ def explorer_figure(data: ExplorerData, state: ExplorerState, n_samples: int = 2
     return ExplorerView(data, state, n_samples, cols, dpi=100).figure
 
 
-__all__ = ["ExplorerView", "explorer_figure"]
+__all__ = ["ExplorerView", "curve_styles", "explorer_figure"]

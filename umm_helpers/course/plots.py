@@ -124,14 +124,17 @@ def score_bars(rows: Sequence[Mapping[str, object]], columns: Sequence[str],
 
 
 def sweep_curves(results: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
-                 marker: tuple[str, float] | None = None) -> Figure:
+                 marker: tuple[str, float] | None = None,
+                 ylim: tuple[float, float] | None = (0.0, 1.0)) -> Figure:
     """Accuracy vs missing rate, one panel per sweep key (e.g. ``audio``, ``image``, ``any``).
 
     ``results`` maps a label to a run result (``result["rates"]``, ``result["sweeps"]``,
     ``result["aurc"]``). ``marker=(key, rate)`` draws a vertical line at that rate.
-    Notebooks 04, 05 and 06.
+    ``ylim=None`` zooms each panel's y axis to its curves (0.02 margin), so that curves a point
+    apart stay apart. Each panel's legend (with the AURC of its sweep) sits below the panel,
+    outside the axes. Notebooks 04, 05 and 06.
     """
-    fig = Figure(figsize=(4.0 * len(keys), 3.2), layout="constrained")
+    fig = Figure(figsize=(4.0 * len(keys), 3.2 + 0.18 * len(results)), layout="constrained")
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, key in zip(axes, keys):
         for label, res in results.items():
@@ -140,9 +143,13 @@ def sweep_curves(results: Mapping[str, Mapping[str, Any]], keys: Sequence[str],
         if marker is not None and marker[0] == key:
             ax.axvline(marker[1], color="grey", linestyle=":")
         ax.set_xlabel(f"missing rate ({key})")
-        ax.set_ylim(0, 1)
+        if ylim is not None:
+            ax.set_ylim(*ylim)
+        else:
+            values = np.concatenate([np.asarray(r["sweeps"][key], float) for r in results.values()])
+            ax.set_ylim(max(0.0, float(values.min()) - 0.02), min(1.0, float(values.max()) + 0.02))
         ax.set_title(f"rate:{key}:r")
-        ax.legend(fontsize=7)
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18))
     axes[0].set_ylabel("test accuracy")
     return fig
 
@@ -169,12 +176,14 @@ def two_views(split: Split, n: int = 2000) -> Figure:
 def information_budget(summary: Mapping[str, float], modalities: Sequence[str] = ("x1", "x2"),
                        title: str = "") -> Figure:
     """Left: what each view set knows about Y, in nats, and what it lacks (hatched) relative to
-    both views. Right: Bayes accuracy (the ceiling) and Fano's upper bound on accuracy.
+    both views. Right: Bayes accuracy (the ceiling) and the upper bound on accuracy that Fano's
+    inequality gives (1 minus its lower bound on the error; never below the Bayes accuracy).
 
-    ``summary`` is :func:`umm_helpers.course.theory.summary`'s dict. Notebook 01.
+    ``summary`` is :func:`umm_helpers.course.theory.summary`'s dict. Legends sit below the axes,
+    so that they never cover a bar or a line. Notebook 01.
     """
     a, b = modalities
-    fig = Figure(figsize=(8.5, 3.3), layout="constrained")
+    fig = Figure(figsize=(8.5, 3.6), layout="constrained")
     left, right = fig.subplots(1, 2)
     names = [f"{a} only", f"{b} only", "both"]
     known = [summary[f"I_{a}"], summary[f"I_{b}"], summary[f"I_{a}{b}"]]
@@ -186,20 +195,20 @@ def information_budget(summary: Mapping[str, float], modalities: Sequence[str] =
     for i, v in enumerate(known):
         left.text(i, v / 2, f"{v:.3f}", ha="center", va="center", color="white", fontsize=8)
     left.set_ylabel("nats")
-    left.set_ylim(0, 1.25 * summary["H_Y"])
-    left.legend(fontsize=7, loc="upper left")
+    left.set_ylim(0, 1.1 * summary["H_Y"])
+    left.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     left.set_title("information about the label")
     keys = [a, b, f"{a}{b}"]
     acc = [summary[f"acc_{k}"] for k in keys]
     fano = [1.0 - summary[f"fano_{k}"] for k in keys]
     right.bar(names, acc, color="tab:green", label="Bayes accuracy (ceiling)")
     right.scatter(names, fano, marker="_", s=400, color="black", zorder=3,
-                  label="Fano: accuracy <= this")
+                  label="Fano: accuracy <= 1 - bound")
     for i, v in enumerate(acc):
         right.text(i, v / 2, f"{v:.3f}", ha="center", va="center", color="white", fontsize=8)
-    right.set_ylim(0, 1.15)
+    right.set_ylim(0, 1.05)
     right.set_ylabel("accuracy")
-    right.legend(fontsize=7, loc="upper left")
+    right.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     right.set_title("best reachable accuracy")
     if title:
         fig.suptitle(title, fontsize=10)
@@ -226,49 +235,74 @@ def _bars_with_ceilings(ax: Any, groups: Sequence[str],
     ax.set_ylabel("test accuracy")
 
 
-def accuracy_vs_ceiling(scores: Mapping[str, Mapping[str, float]],
-                        ceilings: Mapping[str, float]) -> Figure:
+def accuracy_vs_ceiling(scores: Mapping[str, Mapping[str, float | Sequence[float]]],
+                        ceilings: Mapping[str, float], title: str = "") -> Figure:
     """Grouped bars of each method's accuracy per condition, the Bayes ceiling as a black tick.
 
-    ``scores`` maps method -> {condition: accuracy}; ``ceilings`` maps condition -> ceiling.
-    The y axis starts 0.1 below the lowest bar, so that small gaps stay visible. Notebook 01.
+    ``scores`` maps method -> {condition: accuracy, or a list of per-seed accuracies};
+    ``ceilings`` maps condition -> ceiling. With several seeds a bar is the mean, with the std
+    as an error bar and one dot per seed; a single value has no error bar. The y axis starts
+    0.1 below the lowest value, so that small gaps stay visible; the legend sits outside the
+    axes. Notebook 01.
     """
     conditions = list(ceilings)
+    values = {m: [np.atleast_1d(np.asarray(s[c], dtype=float)) for c in conditions]
+              for m, s in scores.items()}
     fig = Figure(figsize=(6.5, 3.3), layout="constrained")
     ax = fig.subplots()
-    _bars_with_ceilings(ax, conditions, {m: [(s[c], 0.0) for c in conditions]
-                                         for m, s in scores.items()}, ceilings)
-    low = min(min(ceilings.values()), *(min(s.values()) for s in scores.values()))
+    _bars_with_ceilings(ax, conditions, {
+        m: [(float(v.mean()), float(v.std(ddof=1)) if v.size > 1 else 0.0) for v in vs]
+        for m, vs in values.items()}, ceilings)
+    width = 0.8 / max(1, len(values))
+    for k, vs in enumerate(values.values()):
+        for i, v in enumerate(vs):
+            if v.size > 1:
+                ax.scatter(np.full(v.size, i - 0.4 + (k + 0.5) * width), v, color="black", s=8,
+                           zorder=4)
+    low = min(min(ceilings.values()), *(float(v.min()) for vs in values.values() for v in vs))
     ax.set_ylim(max(0.0, low - 0.1), 1.0)
+    ax.set_title(title, fontsize=9)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
-def training_curves(histories: Mapping[str, Sequence[Mapping[str, object]]]) -> Figure:
+def training_curves(histories: Mapping[str, Sequence[Mapping[str, object]]],
+                    test_scores: Mapping[str, float] | None = None) -> Figure:
     """Training loss (left) and validation score (right) per epoch, one line per run.
 
     ``histories`` maps a label to a run history (``Run.history``: dicts with ``epoch``,
-    ``train_loss`` and ``val_score``; entries with ``"reused": True`` are skipped). Notebook 02.
+    ``train_loss`` and ``val_score``; entries with ``"reused": True`` are skipped).
+    ``test_scores[label]`` draws that run's final test score as a dotted line in its colour on
+    the right, for comparison with validation. Epoch ticks are integers; the legend sits outside
+    the axes. Notebook 02.
     """
-    fig = Figure(figsize=(9.0, 3.2), layout="constrained")
+    from matplotlib.ticker import MaxNLocator
+
+    fig = Figure(figsize=(9.5, 3.2), layout="constrained")
     left, right = fig.subplots(1, 2)
-    for label, hist in histories.items():
+    for k, (label, hist) in enumerate(histories.items()):
+        colour = f"C{k % 10}"
         rows = [h for h in hist if not h.get("reused")]
         epochs = [int(h["epoch"]) for h in rows]  # type: ignore[call-overload]
         left.plot(epochs, [float(h["train_loss"]) for h in rows],  # type: ignore[arg-type]
-                  marker=".", label=label)
+                  marker=".", label=label, color=colour)
         vals = [(e, h["val_score"]) for e, h in zip(epochs, rows) if h.get("val_score") is not None]
         if vals:
             right.plot([e for e, _ in vals], [float(v) for _, v in vals],  # type: ignore[arg-type]
-                       marker=".", label=label)
-    left.set_xlabel("epoch")
+                       marker=".", label=f"{label} (validation)", color=colour)
+        if test_scores is not None and label in test_scores:
+            right.axhline(float(test_scores[label]), color=colour, linestyle=":",
+                          label=f"{label} (test, last epoch)")
+    for ax in (left, right):
+        ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_ylabel("training loss")
     left.set_title("training loss")
-    right.set_xlabel("epoch")
     right.set_ylabel("validation score")
     right.set_ylim(0, 1)
     right.set_title("validation score")
-    left.legend(fontsize=8)
+    (right if right.get_lines() else left).legend(fontsize=8, loc="upper left",
+                                                  bbox_to_anchor=(1.0, 1.0))
     return fig
 
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -125,6 +125,22 @@ def _posteriors(spec: TaskSpec, idx: list[int], x: np.ndarray) -> np.ndarray:
                                            spec))
 
 
+def _component_points(spec: TaskSpec, idx: list[int]
+                      ) -> Iterator[tuple[int, float, np.ndarray, np.ndarray]]:
+    """Per mixture component of a class with non-zero prior: ``(class y, the component's share of
+    the class, points [P, V, d] of the views idx around its means, quadrature weights [P])``."""
+    d = spec.means[idx[0]].shape[1]
+    z, w = _quadrature(d * len(idx))
+    chol = np.linalg.cholesky(spec.covariance(idx))
+    noise = np.einsum("ab,pbd->pad", chol, z.reshape(len(z), len(idx), d))
+    for c in range(spec.means[0].shape[0]):
+        y = int(spec.classes_of[c])
+        if spec.prior[y] == 0:
+            continue
+        share = float(spec.weights[c] / spec.weights[spec.classes_of == y].sum())
+        yield y, share, np.stack([spec.means[j][c] for j in idx])[None] + noise, w
+
+
 def _expectations(spec: TaskSpec, views: Sequence[str] | None, rule: str = "bayes"
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per class ``y``: ``E[log p(y|X) | y]`` and ``E[accuracy of the rule | y]`` (each ``[K]``).
@@ -133,19 +149,10 @@ def _expectations(spec: TaskSpec, views: Sequence[str] | None, rule: str = "baye
     ``E[max_k p(k|X)]``. ``rule="additive"``: ``argmax sum_v log p(y | x_v) - (V-1) log p(y)``,
     what summing calibrated uni-modal posteriors (``ume``) computes."""
     idx = _views(spec, views)
-    d = spec.means[idx[0]].shape[1]
-    z, w = _quadrature(d * len(idx))
-    chol = np.linalg.cholesky(spec.covariance(idx))
-    noise = np.einsum("ab,pbd->pad", chol, z.reshape(len(z), len(idx), d))
     log_prior = np.log(np.where(spec.prior > 0, spec.prior, 1e-300))
     e_log_post = np.zeros(spec.num_classes)
     e_correct = np.zeros(spec.num_classes)
-    for c in range(spec.means[0].shape[0]):
-        y = int(spec.classes_of[c])
-        if spec.prior[y] == 0:
-            continue
-        share = spec.weights[c] / spec.weights[spec.classes_of == y].sum()
-        x = np.stack([spec.means[j][c] for j in idx])[None] + noise
+    for y, share, x, w in _component_points(spec, idx):
         log_post = _posteriors(spec, idx, x)
         e_log_post[y] += share * float((w * log_post[:, y]).sum())
         if rule == "bayes":
@@ -191,6 +198,30 @@ def complementary_information(spec: TaskSpec, have: str = "x1", lost: str = "x2"
     The information only the lost view carries: what no model of ``X_have`` alone can recover.
     """
     return max(0.0, mutual_information(spec, [have, lost]) - mutual_information(spec, [have]))
+
+
+def conditional_information(spec: TaskSpec, lost: str, given: Sequence[str]) -> float:
+    """``I(Y; X_lost | X_given)`` in nats, computed from its own integral (notebook 01).
+
+    ``E[log p(y | x_given, x_lost) - log p(y | x_given)]`` over ``(y, x_given, x_lost)``, with
+    the joint views' quasi-Monte Carlo point set (both posteriors evaluated at the same points).
+    It does not subtract two mutual informations, so the chain rule
+    ``I(Y; X_given, X_lost) = I(Y; X_given) + I(Y; X_lost | X_given)`` can be checked against
+    it. Not clipped at zero: a tiny negative value would be quadrature error, left visible.
+    """
+    given = list(given)
+    if not given:
+        raise ValueError("give at least one conditioning view, e.g. given=['x1'].")
+    if lost in given:
+        raise ValueError(f"view {lost!r} is both lost and given.")
+    idx = _views(spec, [*given, lost])
+    gidx = _views(spec, given)
+    gpos = [idx.index(j) for j in gidx]
+    total = 0.0
+    for y, share, x, w in _component_points(spec, idx):
+        ratio = _posteriors(spec, idx, x)[:, y] - _posteriors(spec, gidx, x[:, gpos])[:, y]
+        total += float(spec.prior[y] * share * (w * ratio).sum())
+    return total
 
 
 def bayes_accuracy(spec: TaskSpec, views: Sequence[str] | None = None) -> float:

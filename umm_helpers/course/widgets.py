@@ -171,7 +171,8 @@ def missing_modality_explorer(data: Any, rates: dict[str, float] | None = None,
 
 
 def explorer_moves(ui: Any, values_per_slider: int = 21, methods: int = 2) -> list[tuple]:
-    """A tour of the explorer's controls: ``(control, value)`` pairs, every one a change.
+    """A tour of the explorer's controls: ``(control, value)`` pairs, every one a change
+    (``umm bench --widgets`` and notebook 09 time it).
 
     For each ``p_missing`` and each of ``methods`` methods (the current one first), every
     slider sweeps its range, alternately up and down, in ``values_per_slider`` steps.

@@ -30,6 +30,7 @@ from umm_helpers.settings import set_seed
 
 EncoderSpec = Mapping[str, Callable[[], nn.Module] | nn.Module]
 ARCHITECTURES = ("late", "concat", "early", "patterns")
+MMA_RULES = ("drop-one", "subsets")
 
 
 def encoder_factories(dataset: MultiModalDataset, encoders: EncoderSpec | None
@@ -152,10 +153,30 @@ def train_unimodal(r: Recipe) -> nn.Module:
     return model
 
 
+def subset_mma(p_missing: float) -> PresenceFn:
+    """MMA that drops a uniformly chosen non-empty proper subset of the present modalities
+    (with probability ``p_missing`` per sample), as a ``presence_fn`` for the engine."""
+    def any_subset(present: dict[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
+        return mma_presence(present, p_missing, generator, subsets=True)
+
+    return any_subset
+
+
+def mma_rule(r: Recipe) -> PresenceFn | None:
+    """The ``presence_fn`` of the run's MMA rule (option ``mma``): None for ``"drop-one"`` (the
+    engine's own MMA at ``p_missing``), :func:`subset_mma` for ``"subsets"``. Notebook 07."""
+    rule = r.options.get("mma", MMA_RULES[0])
+    if rule not in MMA_RULES:
+        raise ValueError(f"option mma = {rule!r} of method {r.name!r} is invalid: expected one "
+                         f"of {list(MMA_RULES)}.")
+    return subset_mma(float(r.config.p_missing or 0.0)) if rule == "subsets" else None
+
+
 def train_from_scratch(r: Recipe) -> nn.Module:
-    """``early``, ``concat``, ``joint``, ``joint-mma``: one stage on every modality."""
+    """``early``, ``concat``, ``joint``, ``joint-mma`` (MMA rule: option ``mma``): one stage on
+    every modality."""
     model = r.fresh()
-    r.fit(model, r.name, r.dataset, r.config)
+    r.fit(model, r.name, r.dataset, r.config, presence_fn=mma_rule(r))
     return model
 
 
@@ -197,10 +218,10 @@ def distill_from_unimodal(r: Recipe) -> nn.Module:
 
 
 def finetune_from_unimodal(r: Recipe) -> nn.Module:
-    """``ume-mma``: late fusion initialised from the uni-modal models, fine-tuned with MMA at
-    ``finetune_lr_scale`` x lr for ``finetune_epochs`` (None: ``epochs``)."""
+    """``ume-mma``: late fusion initialised from the uni-modal models, fine-tuned with MMA (rule:
+    option ``mma``) at ``finetune_lr_scale`` x lr for ``finetune_epochs`` (None: ``epochs``)."""
     model = r.from_unimodal()
-    r.fit(model, "finetune", r.dataset, _finetune_config(r))
+    r.fit(model, "finetune", r.dataset, _finetune_config(r), presence_fn=mma_rule(r))
     return model
 
 
@@ -235,10 +256,6 @@ def heads_from_unimodal(r: Recipe) -> nn.Module:
             head.weight.copy_(torch.cat([h.weight for h in parts], dim=1))
             head.bias.copy_(torch.stack([h.bias for h in parts]).sum(dim=0))
     model.set_prior(r.dataset.train.labels)
-    p_missing = float(r.config.p_missing or 0.0)
-
-    def any_subset(present: dict[str, Tensor], generator: torch.Generator) -> dict[str, Tensor]:
-        return mma_presence(present, p_missing, generator, subsets=True)
-
-    r.fit(model.to(r.device), "finetune", r.dataset, _finetune_config(r), presence_fn=any_subset)
+    r.fit(model.to(r.device), "finetune", r.dataset, _finetune_config(r),
+          presence_fn=subset_mma(float(r.config.p_missing or 0.0)))
     return model

@@ -49,6 +49,11 @@ class Method:
 
 
 MMA_DEFAULT = 0.5
+# How MMA drops modalities (option ``mma``): "drop-one" removes one present modality,
+# "subsets" a non-empty proper subset of them, so that with three or more modalities the
+# single-modality patterns are trained too (notebook 07 measures both).
+_MMA_RULE = {"mma": Option(recipes.MMA_RULES[0], lambda v: v in recipes.MMA_RULES,
+                           f"one of {list(recipes.MMA_RULES)}")}
 # The fine-tuning schedule of the methods that start from the uni-modal models.
 _FINETUNE = {"finetune_lr_scale": Option(0.3, lambda v: is_number(v) and v > 0, "a number > 0"),
              "finetune_epochs": Option(None, lambda v: v is None or (is_int(v) and v >= 1),
@@ -64,7 +69,8 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("joint", "late fusion (sum of per-modality logits) trained end to end", "late",
            recipes.train_from_scratch, "#d62728", "03"),
     Method("joint-mma", "joint late fusion trained with MMA from scratch", "late",
-           recipes.train_from_scratch, "#ff7f0e", "04", mma_default=MMA_DEFAULT),
+           recipes.train_from_scratch, "#ff7f0e", "04", mma_default=MMA_DEFAULT,
+           options=_MMA_RULE),
     Method("ume", "independently trained uni-modal models, logits summed", "late",
            recipes.ensemble_unimodal, "#1f77b4", "03", uses_unimodal=True),
     Method("umt", "joint late fusion + distillation from frozen uni-modal encoders", "late",
@@ -73,7 +79,7 @@ METHODS: dict[str, Method] = {m.name: m for m in [
                                              "a number >= 0")}),
     Method("ume-mma", "late fusion from the uni-modal models, fine-tuned with MMA", "late",
            recipes.finetune_from_unimodal, "#2ca02c", "04", mma_default=MMA_DEFAULT,
-           uses_unimodal=True, options=_FINETUNE),
+           uses_unimodal=True, options={**_FINETUNE, **_MMA_RULE}),
     Method("pattern-heads", "uni-modal encoders, a head per presence pattern, fine-tuned with "
            "MMA over any proper subset", "patterns", recipes.heads_from_unimodal, "#393b79", "08",
            mma_default=MMA_DEFAULT, uses_unimodal=True, options=_FINETUNE),
