@@ -98,3 +98,44 @@ def test_opens_with_objectives_and_ends_with_exercises(nb):
     assert data["cells"][0]["cell_type"] == "markdown" and "Runtime" in first_md
     text = "\n".join(source(c) for c in data["cells"] if c["cell_type"] == "markdown")
     assert "## Summary" in text and "## Exercises" in text
+
+
+def _exercise_numbers(data) -> list[int]:
+    """The numbered items of the notebook's ``## Exercises`` section."""
+    for cell in data["cells"]:
+        text = source(cell)
+        if cell["cell_type"] == "markdown" and "## Exercises" in text:
+            body = text.split("## Exercises", 1)[1].split("\n## ", 1)[0]
+            return [int(n) for n in re.findall(r"^(\d+)\. ", body, re.M)]
+    return []
+
+
+def test_every_exercise_has_a_hidden_solution_or_a_check(nb):
+    """Exercise k is answered by a code cell whose first lines say ``# Solution to exercise k``
+    (source hidden, so the learner opens it on purpose) or ``# Check for exercise k`` (a check
+    function the learner calls). nbval executes both, so every solution is tested."""
+    _, data = nb
+    numbers = _exercise_numbers(data)
+    assert numbers, "the Exercises section has no numbered exercises"
+    assert numbers == list(range(1, len(numbers) + 1)), "number the exercises 1, 2, ..."
+    answered: dict[int, str] = {}
+    for cell in code_cells(data):
+        for line in source(cell).splitlines()[:2]:
+            m = re.match(r"# (Solution to|Check for) exercise (\d+)\b", line)
+            if m:
+                answered[int(m.group(2))] = m.group(1)
+                if m.group(1) == "Solution to":
+                    assert cell["metadata"].get("jupyter", {}).get("source_hidden"), \
+                        f"hide the source of the solution to exercise {m.group(2)}"
+    missing = [k for k in numbers if k not in answered]
+    assert not missing, f"exercises without a solution or check cell: {missing}"
+
+
+def test_ends_with_references(nb):
+    _, data = nb
+    last = data["cells"][-1]
+    text = source(last)
+    assert last["cell_type"] == "markdown" and text.startswith("## References"), \
+        "the last cell is a '## References' section"
+    assert len(re.findall(r"^- ", text, re.M)) >= 1, "list at least one source"
+    assert "2310.06383" in text or "arXiv" in text, "cite the sources with their arXiv ids"
