@@ -124,3 +124,24 @@ def test_sweeps_and_standard_conditions():
     assert list(sw) == ["audio", "image", "any"] and len(sw["any"]) == 11
     assert sw["image"][3] == "rate:image:0.3"
     assert standard_conditions(MODS) == ["full", "miss:audio", "miss:image"]
+
+
+def test_drop_one_mma_equals_the_indexed_formulation():
+    """The mask formulation (no wait for the device) drops exactly what indexing the chosen
+    modality of every dropped row would."""
+    from umm_helpers.core.missing import mma_presence
+
+    g = torch.Generator().manual_seed(3)
+    mods = ["a", "b", "c"]
+    present = {m: torch.rand(200, generator=g) < 0.8 for m in mods}
+    out = mma_presence(present, 0.6, torch.Generator().manual_seed(5))
+    # the same draws, replayed: which rows drop, then each row's victim among present ones
+    g2 = torch.Generator().manual_seed(5)
+    pres = torch.stack([present[m] for m in mods], dim=1)
+    drop = (torch.rand(200, generator=g2) < 0.6) & (pres.sum(dim=1) >= 2)
+    victim = torch.rand(200, 3, generator=g2).masked_fill(~pres, -1.0).argmax(dim=1)
+    expected = pres.clone()
+    rows = torch.nonzero(drop).squeeze(1)
+    expected[rows, victim[rows]] = False
+    assert torch.equal(torch.stack([out[m] for m in mods], dim=1), expected)
+    assert 0 < int(drop.sum()) < 200

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from _engine_data import late_model, tiny_dataset
+from _engine_data import late_model, three_modal, tiny_dataset
 
 from umm_helpers.core.fusion import EarlyFusionModel
 from umm_helpers.core.missing import MaskTable, sweep_conditions
@@ -89,3 +89,75 @@ def test_multilabel_model_trains_and_scores_with_f1():
     table = MaskTable.create(len(ds.test), ds.modalities, 0)
     assert scores == {c: pats.condition_score(c, table) for c in scores}
     assert 0.3 < scores["full"] <= 1.0
+
+
+def _fusion_model(kind: str, ds):
+    from umm_helpers.core.encoders import default_encoders, feature_dim
+    from umm_helpers.core.fusion import ConcatFusionModel, LateFusionModel, PatternHeadsModel
+
+    torch.manual_seed(1)
+    enc = {m: f() for m, f in default_encoders(ds).items()}
+    dims = {m: feature_dim(e, tuple(ds.train.inputs[m].shape[1:])) for m, e in enc.items()}
+    cls = {"late": LateFusionModel, "concat": ConcatFusionModel,
+           "pattern-heads": PatternHeadsModel}[kind]
+    model = cls(enc, ds.num_classes, dims)
+    fit(model, ds, TrainConfig(epochs=1, batch_size=16, device="cpu"))  # BatchNorm statistics
+    return model
+
+
+def _per_pattern(model, split, patterns, batch_size):
+    from umm_helpers.core.missing import array_to_presence
+
+    n, mods = len(split), list(split.modalities)
+    return torch.stack([predict_logits(model, split, array_to_presence(
+        np.broadcast_to(p, (n, len(mods))), mods), batch_size) for p in patterns])
+
+
+@pytest.mark.parametrize("kind", ["late", "concat", "pattern-heads"])
+def test_encoders_once_per_batch_give_the_forward_pass_bit_for_bit(kind):
+    from umm_helpers.core.patterns import combines_features
+
+    ds = three_modal()
+    model = _fusion_model(kind, ds)
+    assert combines_features(model)
+    pats = PatternLogits.compute(model, ds.test, batch_size=20)  # batches of 20, 20, 20, 4
+    assert torch.equal(pats.logits, _per_pattern(model, ds.test, pats.patterns, 20))
+
+
+def test_the_encoders_run_once_per_batch_not_once_per_pattern():
+    ds = three_modal()
+    model = _fusion_model("late", ds)
+    calls = []
+    for m, enc in model.encoders.items():
+        enc.register_forward_hook(lambda *_, m=m: calls.append(m))
+    PatternLogits.compute(model, ds.test, batch_size=32)  # 64 samples: two batches
+    assert sorted(calls) == sorted(list(ds.modalities) * 2)  # not 2^3 = 8 times as many
+
+
+def test_a_subclass_with_its_own_forward_takes_the_per_pattern_path():
+    from umm_helpers.core.fusion import ConcatFusionModel
+    from umm_helpers.core.patterns import combines_features
+
+    class Doubled(ConcatFusionModel):
+        def forward(self, inputs, present=None):
+            return 2 * super().forward(inputs, present)
+
+    ds = three_modal()
+    model = _fusion_model("concat", ds)
+    model.__class__ = Doubled
+    assert not combines_features(model)
+    pats = PatternLogits.compute(model, ds.test)
+    assert torch.equal(pats.logits, _per_pattern(model, ds.test, pats.patterns, 1024))
+
+
+def test_a_forward_replaced_on_the_instance_takes_the_per_pattern_path():
+    from umm_helpers.core.patterns import combines_features
+
+    ds = three_modal()
+    model = _fusion_model("late", ds)
+    calls = []
+    forward = model.forward
+    model.forward = lambda *a, **k: calls.append(1) or forward(*a, **k)
+    assert not combines_features(model)
+    PatternLogits.compute(model, ds.test)
+    assert len(calls) == 2 ** 3  # one call per presence pattern, through the replaced forward

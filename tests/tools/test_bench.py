@@ -8,7 +8,15 @@ from _engine_data import tiny_dataset
 import umm_helpers.data as data
 from umm_helpers.data import load_dataset
 from umm_helpers.data.avmnist_shapes import split_sizes
-from umm_helpers.tools.bench import bench, method_times, method_timing
+from umm_helpers.tools.bench import (
+    bench,
+    interleaved,
+    method_times,
+    method_timing,
+    settled,
+    spread,
+    summary_lines,
+)
 
 
 def test_shapes_standin_has_avmnist_sizes_and_shapes():
@@ -71,11 +79,68 @@ def registered(monkeypatch):
 
 
 def test_bench_reports_speedup_and_overhead(registered, capsys):
-    out = bench(registered, batch_size=16, repeats=1, device="cpu", widgets=True)
+    out = bench(registered, batch_size=16, repeats=1, max_rounds=4, device="cpu", widgets=True)
     line = json.loads(capsys.readouterr().out.strip())
     assert line == out
     assert out["speedup"] > 0 and out["overhead"] > 0 and out["slider_update_us"] > 0
-    assert out["speedup"] == pytest.approx(out["reference_epoch_s"] / out["engine_epoch_s"])
-    assert out["amp_bf16"] is False and "engine_fp32_epoch_s" not in out  # CPU: float32 only
+    # a median of per-round ratios: inside their quartiles, near the ratio of the medians
+    assert out["speedup_spread"]["p25"] <= out["speedup"] <= out["speedup_spread"]["p75"]
+    assert out["amp_bf16"] is False and "engine_bf16_epoch_s" not in out  # CPU: float32 only
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         bench(registered, repeats=0)
+
+
+def test_spread_is_the_median_and_the_quartiles():
+    assert spread([1.0, 2.0, 3.0, 4.0, 5.0]) == {"median": 3.0, "p25": 2.0, "p75": 4.0}
+
+
+def test_settled_needs_three_rounds_and_every_median_within_tolerance():
+    assert not settled([[1.0, 1.0]], 0.02)
+    assert settled([[1.0, 1.0, 1.0], [2.0, 2.0, 2.01]], 0.02)
+    assert not settled([[1.0, 1.0, 1.0], [1.0, 2.0, 3.0]], 0.02)  # one loop still moves
+
+
+def test_loops_are_timed_in_turn_until_they_settle():
+    calls: list[str] = []
+
+    def loop(name: str, seconds: float):
+        def run() -> float:
+            calls.append(name)
+            return seconds
+        return run
+
+    times = interleaved({"a": loop("a", 1.0), "b": loop("b", 2.0)}, min_rounds=3,
+                        max_rounds=10, tolerance=0.02)
+    assert calls == ["a", "b"] * 4  # one warm-up round, then three interleaved rounds
+    assert times == {"a": [1.0] * 3, "b": [2.0] * 3}
+
+
+def test_a_loop_that_never_settles_stops_at_max_rounds():
+    values = iter(range(1, 100))
+    times = interleaved({"a": lambda: float(next(values))}, min_rounds=3, max_rounds=6,
+                        tolerance=0.01)
+    assert len(times["a"]) == 6
+
+
+def test_bench_reports_medians_spreads_and_rounds(registered, capsys):
+    out = bench(registered, batch_size=16, repeats=3, max_rounds=4, device="cpu")
+    assert 3 <= out["rounds"] <= 4
+    for name in ("engine", "reference", "pure"):
+        s = out["spread"][name]
+        assert 0 < s["p25"] <= s["median"] <= s["p75"]
+    assert out["speedup_spread"]["p25"] <= out["speedup"] <= out["speedup_spread"]["p75"]
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rounds"] == out["rounds"]
+
+
+def test_bench_refuses_max_rounds_below_repeats(registered):
+    with pytest.raises(ValueError, match="max_rounds"):
+        bench(registered, repeats=5, max_rounds=3)
+
+
+def test_summary_lines_name_every_figure_with_its_range():
+    q = {"median": 2.0, "p25": 1.0, "p75": 3.0}
+    out = {"dataset": "d", "device": "cpu", "rounds": 4, "spread": {"engine": q, "pure": q},
+           "speedup": 2.0, "speedup_spread": q, "overhead": 2.0, "overhead_spread": q}
+    text = summary_lines(out)
+    assert "4 interleaved rounds" in text and "engine epoch" in text and "pure epoch" in text
+    assert "speedup" in text and "(1.000-3.000)" in text

@@ -73,3 +73,12 @@ def test_gpu_check_saves_after_every_part_and_returns_worst_exit(monkeypatch, tm
     assert saved["notebooks"][0]["notebook"] == "00.ipynb"
     course_env = seen[0][1]
     assert course_env["UMM_RUNS_DIR"].endswith("gpu-check-runs")
+
+
+def test_report_gives_each_bench_figure_with_its_range():
+    q = {"median": 1.0, "p25": 0.9, "p75": 1.1}
+    line = {"dataset": "av-digits", "device": "cuda:0", "rounds": 7, "spread": {"engine": q},
+            "speedup": 3.0, "speedup_spread": q, "overhead": 1.05, "overhead_spread": q}
+    text = gpu_check.report("GPU", {}, line, [])
+    assert "bench: av-digits on cuda:0, 7 interleaved rounds:" in text
+    assert "overhead" in text and "(0.900-1.100)" in text

@@ -154,12 +154,17 @@ class ConcatFusionModel(_PriorMixin):
     def features(self, inputs: Inputs) -> dict[str, Tensor]:
         return {m: self.encoders[m](inputs[m]) for m in self.modalities}
 
+    def combine(self, feats: Mapping[str, Tensor], present: Presence | None) -> Tensor:
+        """The head on the concatenated features, an absent modality's slot zeroed."""
+        first = feats[self.modalities[0]]
+        pres = _present_matrix(present, self.modalities, first.shape[0], first.device)
+        slots = [torch.where(pres[m].unsqueeze(1), feats[m], torch.zeros_like(feats[m]))
+                 for m in self.modalities]
+        return self._with_prior(self.head(torch.cat(slots, dim=1)), pres)
+
     def forward(self, inputs: Inputs, present: Presence | None = None) -> Tensor:
-        batch, device = self._batch_info(inputs, self.modalities)
-        pres = _present_matrix(present, self.modalities, batch, device)
-        feats = [torch.where(pres[m].unsqueeze(1), f, torch.zeros_like(f))
-                 for m, f in self.features(inputs).items()]
-        return self._with_prior(self.head(torch.cat(feats, dim=1)), pres)
+        self._batch_info(inputs, self.modalities)
+        return self.combine(self.features(inputs), present)
 
 
 class EarlyFusionModel(_PriorMixin):
@@ -229,9 +234,18 @@ class PatternHeadsModel(_PriorMixin):
             for p in self.patterns})
         self._init_prior(num_classes)
 
+    def features(self, inputs: Inputs) -> dict[str, Tensor]:
+        """Encoder features ``{m: [B, F_m]}`` of every modality (no masking)."""
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
+
     def forward(self, inputs: Inputs, present: Presence | None = None) -> Tensor:
-        batch, device = self._batch_info(inputs, self.modalities)
-        feats = {m: self.encoders[m](inputs[m]) for m in self.modalities}
+        self._batch_info(inputs, self.modalities)
+        return self.combine(self.features(inputs), present)
+
+    def combine(self, feats: Mapping[str, Tensor], present: Presence | None) -> Tensor:
+        """Each sample through the head of its presence pattern; the prior when none."""
+        first = feats[self.modalities[0]]
+        batch, device = first.shape[0], first.device
         pres = _present_matrix(present, self.modalities, batch, device)
         code = torch.zeros(batch, dtype=torch.long, device=device)  # bit j: modality j present
         for j, m in enumerate(self.modalities):

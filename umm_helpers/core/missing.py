@@ -246,9 +246,8 @@ def mma_presence(present: Mapping[str, Tensor], p_missing: float,
         return {m: out[:, j] for j, m in enumerate(mods)}
     scores = torch.rand(b, len(mods), generator=generator, device=gen_device).to(dev)
     scores = scores.masked_fill(~pres, -1.0)
-    victim = scores.argmax(dim=1)
-    rows = torch.nonzero(drop).squeeze(1)
-    out[rows, victim[rows]] = False
+    victim = torch.nn.functional.one_hot(scores.argmax(dim=1), len(mods)).bool()
+    out &= ~(victim & drop.unsqueeze(1))  # a mask, not an index: no wait for the device
     return {m: out[:, j] for j, m in enumerate(mods)}
 
 

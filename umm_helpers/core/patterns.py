@@ -1,19 +1,27 @@
 """``PatternLogits``: a model's logits for every presence pattern, so any mask scores instantly.
 
 Taught in notebook 05 (behind the explorer's sliders) and used for every sweep (notebook 04):
-the model runs once per presence pattern, and a missing-rate setting is then a seeded choice
-of pattern per sample plus an argmax.
+the model runs once per presence pattern (the package's fusion models run their encoders once
+and combine per pattern), and a missing-rate setting is then a seeded choice of pattern per
+sample plus an argmax.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeGuard
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from umm_helpers.core.fusion import MAX_PATTERN_MODALITIES
+from umm_helpers.core.encoders import module_device
+from umm_helpers.core.fusion import (
+    MAX_PATTERN_MODALITIES,
+    ConcatFusionModel,
+    LateFusionModel,
+    PatternHeadsModel,
+)
 from umm_helpers.core.missing import (
     DEFAULT_RATES,
     MaskTable,
@@ -56,11 +64,13 @@ class PatternLogits:
                 "umm.evaluate.")
         patterns = np.array([[(p >> j) & 1 == 1 for j in range(m)] for p in range(2 ** m)],
                             dtype=bool)
-        logits = []
-        for pat in patterns:
-            pres = array_to_presence(np.broadcast_to(pat, (n, m)), mods)
-            logits.append(predict_logits(model, split, pres, batch_size))
-        return cls(mods, patterns, torch.stack(logits), split.labels.detach().cpu())
+        if combines_features(model):
+            logits = combined_pattern_logits(model, split, patterns, batch_size)
+        else:
+            logits = torch.stack([predict_logits(
+                model, split, array_to_presence(np.broadcast_to(pat, (n, m)), mods), batch_size)
+                for pat in patterns])
+        return cls(mods, patterns, logits, split.labels.detach().cpu())
 
     @property
     def multilabel(self) -> bool:
@@ -107,6 +117,51 @@ class PatternLogits:
     def accuracy_for_rates(self, rates: Mapping[str, float], table: MaskTable) -> float:
         """Score when each modality m is lost independently at rate ``rates[m]``."""
         return self.score(table.rates_presence(rates))
+
+
+FeatureFusion = LateFusionModel | ConcatFusionModel | PatternHeadsModel
+
+
+def combines_features(model: nn.Module) -> TypeGuard[FeatureFusion]:
+    """True when ``model(x, present)`` is ``model.combine(model.features(x), present)`` by
+    construction: a package fusion model whose ``forward``, ``features`` and ``combine`` are the
+    package's own. A subclass that overrides any of them, or a model whose ``forward`` was
+    replaced on the instance (a call counter, a hook), takes the per-pattern path."""
+    if any(name in vars(model) for name in ("forward", "features", "combine")):
+        return False
+    for base in (LateFusionModel, ConcatFusionModel, PatternHeadsModel):
+        if isinstance(model, base):
+            names = ("forward", "forward_with_features", "features", "combine")
+            return all(getattr(type(model), k, None) is getattr(base, k, None) for k in names)
+    return False
+
+
+@torch.no_grad()
+def combined_pattern_logits(model: FeatureFusion, split: Split, patterns: np.ndarray,
+                            batch_size: int = EVAL_BATCH) -> Tensor:
+    """Logits ``[P, N, C]`` of every presence pattern, the encoders run once per batch.
+
+    The masks only act after the encoders (``combine``), so each pattern's logits equal a
+    forward pass on zero-filled inputs, bit for bit (tested), at ``1 / 2^M`` of the encoder work.
+    """
+    mods = list(split.modalities)
+    device = module_device(model)
+    was_training = model.training
+    model.eval()
+    out: list[list[Tensor]] = [[] for _ in patterns]
+    try:
+        for start in range(0, len(split), batch_size):
+            x = {m: split.inputs[m][start:start + batch_size].to(device, non_blocking=True)
+                 for m in mods}
+            feats = model.features(x)
+            rows = next(iter(x.values())).shape[0]
+            for p, pat in enumerate(patterns):
+                present = {m: torch.full((rows,), bool(on), device=device)
+                           for m, on in zip(mods, pat)}
+                out[p].append(model.combine(feats, present).float().cpu())
+    finally:
+        model.train(was_training)
+    return torch.stack([torch.cat(parts) for parts in out])
 
 
 def sweep(model: nn.Module | PatternLogits, split: Split, rates: Sequence[float] = DEFAULT_RATES,

@@ -118,7 +118,8 @@ def new_model(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | Non
 def summarize_model(model: nn.Module, dataset: MultiModalDataset) -> dict[str, Any]:
     """Test scores under the standard conditions, sweeps and their AURC.
 
-    The model runs once per presence pattern (:class:`PatternLogits`); every score is read from
+    The logits of every presence pattern are computed once (:class:`PatternLogits`: the
+    encoders of the package's fusion models run once per batch); every score is read from
     those logits, equal to ``evaluate(model, test)`` (tested).
     """
     test = dataset.test
