@@ -4,11 +4,12 @@
 common way (a ``Dataset`` with per-sample ``__getitem__``, a ``DataLoader``, ``.to(device)`` per
 batch). ``overhead`` = engine epoch time / the pure forward-backward-step time of the same
 batches already on the device. All three see the same samples per epoch (the same batch
-size; only a one-sample tail batch is dropped). Medians over ``repeats`` epochs, after one
-warm-up epoch.
+size; only a one-sample tail batch is dropped). The loops are interleaved, one epoch each per
+round after a warm-up round, and rounds go on until every median settles: a slow spell of a noisy
+machine hits all loops alike, and each figure comes with its 25th-75th percentile range.
 
-All three loops use the engine's precision (bf16 autocast on CUDA, float32 elsewhere); on CUDA
-``engine_fp32_epoch_s`` adds the engine without autocast.
+All three loops use the engine's default precision (float32); on CUDA ``engine_bf16_epoch_s``
+adds the engine in bf16 autocast (``TrainConfig(amp=True)``), so the default can be checked.
 
 ``umm bench --methods all`` times every method (:func:`method_times`), e.g. on
 ``avmnist-shapes`` for AV-MNIST-sized wall times. ``umm bench --widgets`` times the notebook-05
@@ -36,7 +37,7 @@ from umm_helpers.course import explorer_model as ex
 from umm_helpers.data import MultiModalDataset, Split
 from umm_helpers.engine.batches import batch_bounds
 from umm_helpers.engine.config import TrainConfig, resolve_device
-from umm_helpers.engine.trainer import classification_loss, fit
+from umm_helpers.engine.trainer import Trainer, classification_loss
 from umm_helpers.methods.run import new_model
 from umm_helpers.settings import set_seed
 
@@ -98,51 +99,107 @@ def _joint_model(dataset: MultiModalDataset) -> nn.Module:
     return new_model("joint", dataset)
 
 
-def bench(dataset: MultiModalDataset, batch_size: int = 64, repeats: int = 3,
+def spread(values: Sequence[float]) -> dict[str, float]:
+    """Median and the 25th-75th percentile range of ``values`` (pure)."""
+    lo, mid, hi = np.percentile(np.asarray(values, dtype=float), [25, 50, 75])
+    return {"median": float(mid), "p25": float(lo), "p75": float(hi)}
+
+
+def settled(history: Sequence[Sequence[float]], tolerance: float) -> bool:
+    """True when adding the last round moved the median of every loop by less than
+    ``tolerance`` (relative). ``history[i]`` holds the times of loop ``i``, one per round."""
+    for times in history:
+        if len(times) < 3:
+            return False
+        before, now = statistics.median(times[:-1]), statistics.median(times)
+        if abs(now - before) > tolerance * before:
+            return False
+    return True
+
+
+def interleaved(loops: dict[str, Callable[[], float]], min_rounds: int, max_rounds: int,
+                tolerance: float) -> dict[str, list[float]]:
+    """Time the loops in turn, one epoch each per round, after one warm-up round.
+
+    Interleaving puts a slow spell of a noisy machine on every loop alike; rounds go on until
+    every loop's median settles (:func:`settled`), at least ``min_rounds``, at most
+    ``max_rounds``.
+    """
+    for run in loops.values():  # warm-up: allocator, kernels, caches
+        run()
+    times: dict[str, list[float]] = {name: [] for name in loops}
+    while True:
+        for name, run in loops.items():
+            times[name].append(run())
+        rounds = len(next(iter(times.values())))
+        if rounds >= max_rounds or (rounds >= min_rounds
+                                    and settled(list(times.values()), tolerance)):
+            return times
+
+
+def bench(dataset: MultiModalDataset, batch_size: int = 64, repeats: int = 5,
           device: str | None = None, widgets: bool = False,
           model_fn: Callable[[MultiModalDataset], nn.Module] | None = None,
-          verbose: bool = True) -> dict[str, Any]:
-    """Epoch-time comparison on ``dataset.train``; prints one JSON line and returns it."""
+          verbose: bool = True, max_rounds: int = 40, tolerance: float = 0.02
+          ) -> dict[str, Any]:
+    """Epoch times of the engine, the common loop and the pure step loop, interleaved
+    (:func:`interleaved`: at least ``repeats`` rounds, until the medians settle); prints one
+    JSON line and returns it. ``speedup`` and ``overhead`` are medians of per-round ratios, each
+    with its 25th-75th percentile range."""
     if repeats < 1:
         raise ValueError(f"repeats must be >= 1, got {repeats}.")
-    config = TrainConfig(epochs=repeats + 1, batch_size=batch_size, device=device, seed=0)
+    if max_rounds < repeats:
+        raise ValueError(f"max_rounds ({max_rounds}) must be at least repeats ({repeats}).")
+    config = TrainConfig(epochs=max_rounds + 1, batch_size=batch_size, device=device, seed=0)
     dev = resolve_device(config)
     make = model_fn or _joint_model
     split = dataset.train
+    amp = config.amp and dev.type == "cuda"  # the engine's default precision; all loops share it
 
-    amp = config.amp and dev.type == "cuda"  # the engine's bf16 autocast; all loops share it
-
-    def engine_epoch(cfg: TrainConfig) -> float:
+    def engine(cfg: TrainConfig) -> tuple[Trainer, Callable[[], float]]:
         set_seed(0)
-        history = fit(make(dataset), split, cfg, desc="bench")
-        return statistics.median(h["seconds"] for h in history[1:])
+        trainer = Trainer(cfg, desc="bench")
+        trainer.setup(make(dataset), split, None)
 
-    engine = engine_epoch(config)
+        def epoch() -> float:
+            _sync(dev)
+            start = time.perf_counter()
+            trainer.fit_epoch()
+            _sync(dev)
+            return time.perf_counter() - start
+        return trainer, epoch
+
+    trainers, loops = [], {}
+    trainer, loops["engine"] = engine(config)
+    trainers.append(trainer)
     set_seed(0)
     model = make(dataset).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=config.lr)
-    ref = [_reference_epoch(model, split, batch_size, dev, opt, amp)
-           for _ in range(repeats + 1)][1:]
-
+    loops["reference"] = lambda: _reference_epoch(model, split, batch_size, dev, opt, amp)
     gen = torch.Generator().manual_seed(0)
     perm = torch.randperm(len(split), generator=gen)
-    staged = []
-    for s, e in batch_bounds(len(split), batch_size):
-        idx = perm[s:e]
-        staged.append(({m: x[idx].to(dev) for m, x in split.inputs.items()},
-                       split.labels[idx].to(dev)))
-    pure = [_pure_epoch(model, staged, dev, opt, amp) for _ in range(repeats + 1)][1:]
-
+    staged = [({m: x[perm[s:e]].to(dev) for m, x in split.inputs.items()},
+               split.labels[perm[s:e]].to(dev)) for s, e in batch_bounds(len(split), batch_size)]
+    loops["pure"] = lambda: _pure_epoch(model, staged, dev, opt, amp)
+    if dev.type == "cuda":  # the other precision, so the default stays measured
+        trainer, loops["engine_bf16" if not amp else "engine_fp32"] = engine(
+            config.replace(amp=not amp))
+        trainers.append(trainer)
+    try:
+        times = interleaved(loops, repeats, max_rounds, tolerance)
+    finally:
+        for trainer in trainers:
+            trainer.teardown()
+    speedups = [r / e for r, e in zip(times["reference"], times["engine"])]
+    overheads = [e / p for e, p in zip(times["engine"], times["pure"])]
     out: dict[str, Any] = {
         "dataset": dataset.name, "device": str(dev), "samples": len(split),
-        "batch_size": batch_size, "repeats": repeats, "amp_bf16": amp,
-        "engine_epoch_s": engine, "reference_epoch_s": statistics.median(ref),
-        "pure_epoch_s": statistics.median(pure),
+        "batch_size": batch_size, "rounds": len(times["engine"]), "amp_bf16": amp,
+        **{f"{name}_epoch_s": statistics.median(t) for name, t in times.items()},
+        "spread": {name: spread(t) for name, t in times.items()},
+        "speedup": statistics.median(speedups), "speedup_spread": spread(speedups),
+        "overhead": statistics.median(overheads), "overhead_spread": spread(overheads),
     }
-    out["speedup"] = out["reference_epoch_s"] / engine
-    out["overhead"] = engine / out["pure_epoch_s"]
-    if amp:  # what bf16 autocast itself costs or saves on this model
-        out["engine_fp32_epoch_s"] = engine_epoch(config.replace(amp=False))
     if widgets:
         out.update(_widget_timing(model, dataset))
     if verbose:
@@ -326,5 +383,17 @@ def bench_cli(args: Any) -> int:
         method_times(dataset, args.methods, epochs=args.epochs,
                      estimate_epochs=args.estimate_epochs, batch_size=args.batch_size)
     else:
-        bench(dataset)
+        print(summary_lines(bench(dataset)), flush=True)
     return 0
+
+
+def summary_lines(out: dict[str, Any]) -> str:
+    """One line per figure of :func:`bench`: median and 25th-75th percentile range."""
+    lines = [f"{out['dataset']} on {out['device']}, {out['rounds']} interleaved rounds:"]
+    for name, q in out["spread"].items():
+        label = f"{name} epoch"
+        lines.append(f"  {label:<18} {q['median']:.4f} s  ({q['p25']:.4f}-{q['p75']:.4f})")
+    for name in ("speedup", "overhead"):
+        q = out[f"{name}_spread"]
+        lines.append(f"  {name:<18} {out[name]:.3f}     ({q['p25']:.3f}-{q['p75']:.3f})")
+    return "\n".join(lines)

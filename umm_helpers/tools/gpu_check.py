@@ -47,7 +47,11 @@ def report(device: str, steps: dict[str, dict[str, Any]], bench_line: dict[str, 
     lines = [f"device: {device}"]
     for name, s in steps.items():
         lines.append(f"{name:<10} exit {s['exit']}  {s['seconds']:7.1f} s  {s['last_line']}")
-    if bench_line is not None:
+    if bench_line is not None and "spread" in bench_line:  # median and quartiles per figure
+        from umm_helpers.tools.bench import summary_lines
+
+        lines.append("bench: " + summary_lines(bench_line))
+    elif bench_line is not None:
         lines.append("bench: " + json.dumps(bench_line, sort_keys=True))
     if methods is not None:
         lines.append(f"methods on {methods['dataset']} ({methods['samples']['train']} training "
