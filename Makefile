@@ -15,7 +15,8 @@ help:
 	@echo "make lab        JupyterLab on the course"
 	@echo "make notebooks  refresh the committed notebook outputs in place"
 	@echo "make data       rebuild the embedded AV-Digits data set (needs espeak-ng)"
-	@echo "make gpu-check  on a CUDA machine: tests, notebooks and bench with one report"
+	@echo "make gpu-check  on a CUDA machine: tests, notebooks, bench and compare with one report"
+	@echo "                (GPU_CHECK_ARGS=--quick: compare measures one seed and extrapolates)"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -54,7 +55,7 @@ lab: setup
 
 # On a CUDA machine: unit tests, every notebook and umm bench, with one compact report.
 gpu-check: setup
-	$(QUIET) $(PY) -m umm_helpers gpu-check
+	$(QUIET) $(PY) -m umm_helpers gpu-check $(GPU_CHECK_ARGS)
 
 data: setup
 	$(PY) -m umm_helpers data build av-digits

@@ -71,8 +71,13 @@ def test_gpu_check_saves_after_every_part_and_returns_worst_exit(monkeypatch, tm
     assert saved["methods"]["dataset"] == "avmnist-shapes" and saved["methods"]["epochs"] == 3
     assert saved["steps"]["course"]["exit"] == 0 and saved["steps"]["unit"]["exit"] == 1
     assert saved["notebooks"][0]["notebook"] == "00.ipynb"
-    course_env = seen[0][1]
+    course_env = next(env for cmd, env in seen if "course" in cmd)
     assert course_env["UMM_RUNS_DIR"].endswith("gpu-check-runs")
+    compare_cmd, compare_env = next((cmd, env) for cmd, env in seen if "compare" in cmd)
+    assert compare_cmd[-6:] == ["--dataset", "avmnist-shapes", "--methods", "all",
+                                "--seeds", "0,1,2"]
+    assert compare_env["UMM_RUNS_DIR"].endswith("gpu-check-compare-runs")  # an empty cache
+    assert saved["steps"]["compare"]["seeds_measured"] == 3
 
 
 def test_report_gives_each_bench_figure_with_its_range():
@@ -82,3 +87,15 @@ def test_report_gives_each_bench_figure_with_its_range():
     text = gpu_check.report("GPU", {}, line, [])
     assert "bench: av-digits on cuda:0, 7 interleaved rounds:" in text
     assert "overhead" in text and "(0.900-1.100)" in text
+
+
+def test_quick_compare_measures_one_seed_and_says_it_extrapolates():
+    cmd, seeds = gpu_check.compare_command(quick=True)
+    assert cmd[-1] == "0" and seeds == 1
+    quick = gpu_check.compare_line({"exit": 0, "seconds": 100.0, "seeds_measured": 1})
+    assert "100.0 s for seed 0; ~300 s for 3 seeds (extrapolated from 1, --quick)" in quick
+    full = gpu_check.compare_line({"exit": 0, "seconds": 250.0, "seeds_measured": 3})
+    assert "250.0 s for seeds 0,1,2 (measured)" in full
+    text = gpu_check.report("GPU", {"compare": {"exit": 0, "seconds": 100.0, "last_line": "",
+                                                "seeds_measured": 1}}, None, [])
+    assert "extrapolated" in text

@@ -46,6 +46,9 @@ def report(device: str, steps: dict[str, dict[str, Any]], bench_line: dict[str, 
     """The compact, printable report (pure; tested without a GPU)."""
     lines = [f"device: {device}"]
     for name, s in steps.items():
+        if "seeds_measured" in s:
+            lines.append(compare_line(s))
+            continue
         lines.append(f"{name:<10} exit {s['exit']}  {s['seconds']:7.1f} s  {s['last_line']}")
     if bench_line is not None and "spread" in bench_line:  # median and quartiles per figure
         from umm_helpers.tools.bench import summary_lines
@@ -81,12 +84,36 @@ def pytest_command(jobs: int) -> list[str]:
     return cmd
 
 
-def run_gpu_check(jobs: int | None = None, method_epochs: int = 2) -> int:
+# The comparison the README quotes: every method, three seeds, at AV-MNIST size.
+COMPARE_SEEDS = (0, 1, 2)
+
+
+def compare_command(quick: bool) -> tuple[list[str], int]:
+    """``umm compare`` at AV-MNIST size, every method: all three seeds, or (``quick``) seed 0
+    only; returns the command and the number of seeds it trains."""
+    seeds = COMPARE_SEEDS[:1] if quick else COMPARE_SEEDS
+    return ([sys.executable, "-m", "umm_helpers", "compare", "--dataset", "avmnist-shapes",
+             "--methods", "all", "--seeds", ",".join(map(str, seeds))], len(seeds))
+
+
+def compare_line(step: dict[str, Any]) -> str:
+    """The report's line for the comparison: measured, or extrapolated and saying so (pure)."""
+    seeds, wanted = step["seeds_measured"], len(COMPARE_SEEDS)
+    head = f"compare   exit {step['exit']}  avmnist-shapes, all methods: "
+    if seeds == wanted:
+        return head + f"{step['seconds']:.1f} s for seeds 0,1,2 (measured)"
+    return head + (f"{step['seconds']:.1f} s for seed 0; ~{step['seconds'] * wanted / seeds:.0f} s "
+                   f"for {wanted} seeds (extrapolated from {seeds}, --quick)")
+
+
+def run_gpu_check(jobs: int | None = None, method_epochs: int = 2, quick: bool = False) -> int:
     """Run everything; print each part as it ends; keep ``build/gpu_check.json`` up to date.
 
     Order: the engine bench on AV-Digits, every method timed on ``avmnist-shapes`` (AV-MNIST
-    sizes, ``method_epochs`` epochs per stage, extrapolated to 20), the course notebooks from
-    an empty run cache (``build/gpu-check-runs``), then the unit tests. Returns an exit code.
+    sizes, ``method_epochs`` epochs per stage, extrapolated to 20), ``umm compare`` of every
+    method over seeds 0,1,2 at that size (``quick``: seed 0, the others extrapolated), the course
+    notebooks from an empty run cache (``build/gpu-check-runs``), then the unit tests (those
+    marked ``cuda`` run here). Returns an exit code.
     """
     import torch
 
@@ -108,13 +135,19 @@ def run_gpu_check(jobs: int | None = None, method_epochs: int = 2) -> int:
     state["methods"] = method_times(load_dataset("avmnist-shapes"), "all", epochs=method_epochs)
     save()
     runs = build / "gpu-check-runs"
-    shutil.rmtree(runs, ignore_errors=True)
+    compare_runs = build / "gpu-check-compare-runs"
+    for folder in (runs, compare_runs):
+        shutil.rmtree(folder, ignore_errors=True)
+    compare, seeds = compare_command(quick)
     for name, cmd, env in [
+            ("compare", compare, {"UMM_RUNS_DIR": str(compare_runs), "UMM_PROGRESS": "0"}),
             ("course", [sys.executable, "-m", "umm_helpers", "course"],
              {"UMM_RUNS_DIR": str(runs), "UMM_PROGRESS": "0"}),
             ("unit", pytest_command(jobs), None)]:
         code, seconds, last = _timed(cmd, env)
         state["steps"][name] = {"exit": code, "seconds": round(seconds, 1), "last_line": last}
+        if name == "compare":
+            state["steps"][name]["seeds_measured"] = seeds
         print(f"{name}: exit {code} in {seconds:.1f} s: {last}", flush=True)
         if name == "course":
             summary = build / "course_summary.json"
