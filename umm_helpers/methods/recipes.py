@@ -42,8 +42,20 @@ def encoder_factories(dataset: MultiModalDataset, encoders: EncoderSpec | None
         if m not in out:
             raise ValueError(f"encoders has modality {m!r}; the data set has "
                              f"{dataset.modalities}.")
-        out[m] = _copies_of(spec) if isinstance(spec, nn.Module) else spec
+        out[m] = _copies_of(spec) if isinstance(spec, nn.Module) else _modules_from(m, spec)
     return out
+
+
+def _modules_from(m: str, factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """``factory``, refusing (``TypeError`` naming modality ``m``) anything but a module."""
+    def make() -> nn.Module:
+        module = factory()
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"encoders[{m!r}] returned {type(module).__name__}; an encoder "
+                            "factory must return an nn.Module (e.g. a class whose instances "
+                            "map [B, ...] inputs to [B, F] features).")
+        return module
+    return make
 
 
 def _copies_of(module: nn.Module) -> Callable[[], nn.Module]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +112,7 @@ def new_model(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | Non
     """A freshly initialised model of the architecture method ``name`` trains."""
     method, modalities = get_method(name, dataset.modalities)
     return build_model(method.architecture, modalities, dataset,
-                       encoder_factories(dataset, checked_factories(encoders)))
+                       encoder_factories(dataset, encoders))
 
 
 def summarize_model(model: nn.Module, dataset: MultiModalDataset) -> dict[str, Any]:
@@ -136,26 +136,6 @@ def summarize_model(model: nn.Module, dataset: MultiModalDataset) -> dict[str, A
 RESULT_KEYS = ("method", "key", "history", "metric", "scores", "sweeps", "aurc")
 
 
-def checked_factories(encoders: EncoderSpec | None) -> EncoderSpec | None:
-    """``encoders`` with every factory wrapped so that one returning something other than an
-    ``nn.Module`` is a ``TypeError`` naming its modality (modules are passed through)."""
-    if not encoders:
-        return encoders
-
-    def checked(m: str, factory: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
-        def make() -> nn.Module:
-            module = factory()
-            if not isinstance(module, nn.Module):
-                raise TypeError(f"encoders[{m!r}] returned {type(module).__name__}; an encoder "
-                                "factory must return an nn.Module (e.g. a class whose instances "
-                                "map [B, ...] inputs to [B, F] features).")
-            return module
-        return make
-
-    return {m: spec if isinstance(spec, nn.Module) else checked(m, spec)
-            for m, spec in encoders.items()}
-
-
 def _check_result(result: dict[str, Any], spec: RunSpec, folder: Path) -> None:
     absent = [k for k in RESULT_KEYS if k not in result]
     if absent:
@@ -176,7 +156,7 @@ def _load_cached(spec: RunSpec, dataset: MultiModalDataset, encoders: EncoderSpe
             return None
         _check_result(cached, spec, folder)
         model = build_model(spec.method.architecture, spec.modalities, dataset,
-                            encoder_factories(dataset, checked_factories(encoders)))
+                            encoder_factories(dataset, encoders))
         cache.load_weights(folder, model)
     except CheckpointError as exc:
         warnings.warn(f"cached run {folder} is damaged and is not used ({exc}); run_method "
@@ -240,7 +220,7 @@ def run_method(name: str, dataset: MultiModalDataset, encoders: EncoderSpec | No
                           cache=store if store is not None else False)
 
     recipe = Recipe(name, spec.method.architecture, spec.modalities, dataset,
-                    checked_factories(encoders), spec.config, spec.options, folder, unimodal_run)
+                    encoders, spec.config, spec.options, folder, unimodal_run)
     start = time.perf_counter()
     model = spec.method.train(recipe).to(recipe.device).eval()
     seconds = time.perf_counter() - start
