@@ -345,14 +345,7 @@ def from_hf(dataset_dict: datasets.DatasetDict | datasets.Dataset | Mapping[str,
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction)
     parts = _as_splits(dataset_dict)
-    for split, ds in parts.items():
-        absent = [c for c in (image_column, text_column, label_column)
-                  if c not in ds.column_names]
-        if absent:
-            raise VisionLanguageFormatError(
-                f"split {split!r} has no column {absent[0]!r} (columns: {ds.column_names}); pass "
-                "image_column=, text_column= and label_column= naming its image, text and label "
-                "columns.")
+    _check_columns(parts, (image_column, text_column, label_column))
     label_values = {s: list(ds[label_column]) for s, ds in parts.items()}
     multilabel, feature_names = _label_kind(parts["train"].features[label_column],
                                             label_values["train"])
@@ -364,7 +357,48 @@ def from_hf(dataset_dict: datasets.DatasetDict | datasets.Dataset | Mapping[str,
                          f"{class_list[:10]}.")
     labels = {s: _encode_labels(v, class_list, multilabel, s, label_column)
               for s, v in label_values.items()}
-    rows = {s: np.arange(len(v)) for s, v in label_values.items()}
+    rows, sources, carved = _carve_missing_splits(parts, labels, multilabel, test_fraction,
+                                                  val_fraction, seed)
+    featurizer = HashingFeaturizer(dim=text_dim)
+    text_hash = hashlib.sha256(json.dumps({"classes": class_list, "image_size": image_size,
+                                           "featurizer": featurizer.identity}).encode())
+    columns = (image_column, text_column, label_column)
+    splits = []
+    for split in ("train", "validation", "test"):
+        src_rows = rows[split][_limit(labels[sources[split]][rows[split]], limit)]
+        splits.append(_build_split(parts[sources[split]], split, sources[split], src_rows,
+                                   labels[sources[split]], columns, class_list, featurizer,
+                                   text_hash, image_size, name, image_root))
+    checksum = f"{tensor_checksum(*splits)}-t{text_hash.hexdigest()[:8]}"
+    details = {"format": "datasets", **dict(info or {}), "image_size": image_size,
+               "text_featurizer": featurizer.identity, "classes": len(class_list),
+               "multilabel": multilabel, "sizes": {s.name: len(s) for s in splits},
+               "limit": limit, "seed": seed, "carved": carved}
+    train, validation, test = splits
+    return MultiModalDataset(train, validation, test, name=name, checksum=checksum, info=details)
+
+
+__all__ = ["FOOD101", "MMIMDB", "VisionLanguageFormatError", "decode_image", "from_hf",
+           "resolve_root"]
+
+
+def _check_columns(parts: Mapping[str, Any], columns: Sequence[str]) -> None:
+    """Refuse a split that lacks the image, text or label column, naming the columns it has."""
+    for split, ds in parts.items():
+        absent = [c for c in columns if c not in ds.column_names]
+        if absent:
+            raise VisionLanguageFormatError(
+                f"split {split!r} has no column {absent[0]!r} (columns: {ds.column_names}); pass "
+                "image_column=, text_column= and label_column= naming its image, text and label "
+                "columns.")
+
+
+def _carve_missing_splits(parts: Mapping[str, Any], labels: Mapping[str, np.ndarray],
+                          multilabel: bool, test_fraction: float, val_fraction: float, seed: int
+                          ) -> tuple[dict[str, np.ndarray], dict[str, str], dict[str, str]]:
+    """Rows of each split and the split they come from: a missing test split is carved from
+    train, then a missing validation split (stratified by class when single-label)."""
+    rows = {s: np.arange(len(v)) for s, v in labels.items()}
     sources = {s: s for s in parts}
     carved: dict[str, str] = {}
     for target, fraction, salt in (("test", test_fraction, 2), ("validation", val_fraction, 1)):
@@ -379,49 +413,39 @@ def from_hf(dataset_dict: datasets.DatasetDict | datasets.Dataset | Mapping[str,
         sources[target] = "train"
         carved[target] = (f"{len(pick)} of the train rows, {fraction:g} per class, seed {seed}"
                           if not multilabel else f"{len(pick)} train rows, seed {seed}")
-    featurizer = HashingFeaturizer(dim=text_dim)
-    text_hash = hashlib.sha256(json.dumps({"classes": class_list, "image_size": image_size,
-                                           "featurizer": featurizer.identity}).encode())
+    return rows, sources, carved
+
+
+def _build_split(src: Any, split: str, source: str, src_rows: np.ndarray, labels: np.ndarray,
+                 columns: tuple[str, str, str], class_list: list[str],
+                 featurizer: HashingFeaturizer, text_hash: Any, image_size: int, name: str,
+                 image_root: str | Path | None) -> Split:
+    """One split: texts checked and featurised (and hashed into ``text_hash``), images
+    decoded, labels and the other plain columns as ``meta``."""
+    image_column, text_column, label_column = columns
+    if len(src_rows) == 0:
+        raise VisionLanguageFormatError(f"split {split!r} is empty: every split needs at "
+                                        "least one sample.")
+    sub = src.select(src_rows.tolist())
+    texts = sub[text_column]
+    where = [f"split {source!r} row {int(r)}" for r in src_rows]
+    for w, t in zip(where, texts):
+        if not isinstance(t, str) or not t.strip():
+            raise VisionLanguageFormatError(
+                f"{w}, column {text_column!r}: the text is {t!r}; every sample needs a "
+                "non-empty text (missing modalities are simulated by presence masks, never "
+                "stored). Give it a text or drop the row.")
+    scalar = _scalar_columns(sub, {image_column, text_column, label_column})
+    meta: dict[str, Any] = {c: np.asarray(sub[c]) for c in scalar}
+    if "file" in meta:
+        where = [f"{f} ({w})" for f, w in zip(meta["file"], where)]
     root = Path(image_root) if image_root is not None else None
-    fix = "Fix or replace the image, or drop the row."
-    splits: list[Split] = []
-    for split in ("train", "validation", "test"):
-        src = parts[sources[split]]
-        src_rows = rows[split]
-        src_rows = src_rows[_limit(labels[sources[split]][src_rows], limit)]
-        if len(src_rows) == 0:
-            raise VisionLanguageFormatError(f"split {split!r} is empty: every split needs at "
-                                            "least one sample.")
-        sub = src.select(src_rows.tolist())
-        texts = sub[text_column]
-        where = [f"split {sources[split]!r} row {int(r)}" for r in src_rows]
-        for w, t in zip(where, texts):
-            if not isinstance(t, str) or not t.strip():
-                raise VisionLanguageFormatError(
-                    f"{w}, column {text_column!r}: the text is {t!r}; every sample needs a "
-                    "non-empty text (missing modalities are simulated by presence masks, never "
-                    "stored). Give it a text or drop the row.")
-        scalar = _scalar_columns(sub, {image_column, text_column, label_column})
-        meta: dict[str, Any] = {c: np.asarray(sub[c]) for c in scalar}
-        if "file" in meta:
-            where = [f"{f} ({w})" for f, w in zip(meta["file"], where)]
-        images = _decode_all((r[image_column] for r in sub.select_columns([image_column])),
-                             len(sub), image_size, where, fix,
-                             f"{name} {split}: decoding images", root)
-        for t in texts:
-            text_hash.update(t.encode("utf-8") + b"\x00")
-        x_text = featurizer(list(texts))
-        y = torch.from_numpy(labels[sources[split]][src_rows])
-        meta = {"text": np.array(texts, dtype=str), **meta}
-        splits.append(Split({"image": images, "text": x_text}, y, list(class_list), split, meta))
-    checksum = f"{tensor_checksum(*splits)}-t{text_hash.hexdigest()[:8]}"
-    details = {"format": "datasets", **dict(info or {}), "image_size": image_size,
-               "text_featurizer": featurizer.identity, "classes": len(class_list),
-               "multilabel": multilabel, "sizes": {s.name: len(s) for s in splits},
-               "limit": limit, "seed": seed, "carved": carved}
-    train, validation, test = splits
-    return MultiModalDataset(train, validation, test, name=name, checksum=checksum, info=details)
-
-
-__all__ = ["FOOD101", "MMIMDB", "VisionLanguageFormatError", "decode_image", "from_hf",
-           "resolve_root"]
+    images = _decode_all((r[image_column] for r in sub.select_columns([image_column])),
+                         len(sub), image_size, where,
+                         "Fix or replace the image, or drop the row.",
+                         f"{name} {split}: decoding images", root)
+    for t in texts:
+        text_hash.update(t.encode("utf-8") + b"\x00")
+    meta = {"text": np.array(texts, dtype=str), **meta}
+    return Split({"image": images, "text": featurizer(list(texts))},
+                 torch.from_numpy(labels[src_rows]), list(class_list), split, meta)
