@@ -88,7 +88,9 @@ def test_subset_mma_never_reads_the_device():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (make gpu-check)")
 def test_no_training_step_synchronises_on_cuda():
     ds = tiny_dataset()
-    trainer = Trainer(TrainConfig(epochs=1, batch_size=16, device="cuda", p_missing=0.5))
+    # the eager step (test_capture.py checks the replayed one)
+    trainer = Trainer(TrainConfig(epochs=1, batch_size=16, device="cuda", p_missing=0.5,
+                                  capture=False))
     trainer.setup(late_model(ds), ds, None)
     perm = torch.randperm(len(ds.train), generator=trainer.gen, device=trainer.gen.device)
     batches = [perm[s:e] for s, e in trainer.bounds]

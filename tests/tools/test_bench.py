@@ -8,6 +8,7 @@ from _engine_data import tiny_dataset
 import umm_helpers.data as data
 from umm_helpers.data import load_dataset
 from umm_helpers.data.avmnist_shapes import split_sizes
+from umm_helpers.engine.batches import batch_bounds
 from umm_helpers.tools.bench import (
     bench,
     interleaved,
@@ -86,6 +87,9 @@ def test_bench_reports_speedup_and_overhead(registered, capsys):
     # a median of per-round ratios: inside their quartiles, near the ratio of the medians
     assert out["speedup_spread"]["p25"] <= out["speedup"] <= out["speedup_spread"]["p75"]
     assert out["amp_bf16"] is False and "engine_bf16_epoch_s" not in out  # CPU: float32 only
+    assert "engine_eager_epoch_s" not in out and "peak_gpu_memory_gb" not in out  # CUDA only
+    steps = len(batch_bounds(len(registered.train), 16))
+    assert out["steps_per_s"] == pytest.approx(steps / out["engine_epoch_s"])
     with pytest.raises(ValueError, match="repeats must be >= 1"):
         bench(registered, repeats=0)
 
@@ -144,3 +148,6 @@ def test_summary_lines_name_every_figure_with_its_range():
     text = summary_lines(out)
     assert "4 interleaved rounds" in text and "engine epoch" in text and "pure epoch" in text
     assert "speedup" in text and "(1.000-3.000)" in text
+    assert "steps per second" not in text
+    text = summary_lines({**out, "steps_per_s": 812.4, "peak_gpu_memory_gb": 1.5})
+    assert "steps per second   812" in text and "peak GPU memory    1.50 GB" in text

@@ -51,8 +51,8 @@ def test_gpu_check_saves_after_every_part_and_returns_worst_exit(monkeypatch, tm
     monkeypatch.setattr(gpu_check, "cuda_device", lambda: "Fake GPU")
     monkeypatch.setattr(gpu_check, "repo_root", lambda: tmp_path)
     monkeypatch.setattr(data_mod, "load_dataset", lambda name, **kw: name)
-    monkeypatch.setattr(bench_mod, "bench", lambda ds, verbose=True: {"dataset": ds,
-                                                                       "speedup": 2.0})
+    monkeypatch.setattr(bench_mod, "bench", lambda ds, verbose=True, **kw: {
+        "dataset": ds, "speedup": 2.0, **kw})
     monkeypatch.setattr(bench_mod, "method_times", lambda ds, methods, epochs: {
         "dataset": ds, "samples": {"train": 5}, "epochs": epochs, "methods": {}})
     seen = []
@@ -68,6 +68,7 @@ def test_gpu_check_saves_after_every_part_and_returns_worst_exit(monkeypatch, tm
     assert gpu_check.run_gpu_check(jobs=1, method_epochs=3) == 1
     saved = json.loads((tmp_path / "build" / "gpu_check.json").read_text())
     assert saved["device"] == "Fake GPU" and saved["bench"]["dataset"] == "av-digits"
+    assert saved["bench_avmnist"]["dataset"] == "avmnist-shapes"
     assert saved["methods"]["dataset"] == "avmnist-shapes" and saved["methods"]["epochs"] == 3
     assert saved["steps"]["course"]["exit"] == 0 and saved["steps"]["unit"]["exit"] == 1
     assert saved["notebooks"][0]["notebook"] == "00.ipynb"
@@ -99,3 +100,11 @@ def test_quick_compare_measures_one_seed_and_says_it_extrapolates():
     text = gpu_check.report("GPU", {"compare": {"exit": 0, "seconds": 100.0, "last_line": "",
                                                 "seeds_measured": 1}}, None, [])
     assert "extrapolated" in text
+
+
+def test_report_totals_notebooks_00_to_06_and_says_when_it_cannot():
+    rows = [{"notebook": f"{k:02d}_x.ipynb", "seconds": 10.0, "status": "ok"} for k in range(10)]
+    text = gpu_check.report("GPU", {}, None, rows)
+    assert text.splitlines()[1] == "notebooks 00-06: 70.0 s in all, from an empty run cache"
+    rows[3] = {"notebook": "03_x.ipynb", "seconds": None, "status": "FAILED"}
+    assert "notebooks 00-06: not measured" in gpu_check.report("GPU", {}, None, rows)

@@ -18,7 +18,8 @@ from umm_helpers.settings import check_device_available, get_device, parse_devic
 OPTIMIZERS = ("adam", "adamw", "sgd")
 MAX_SEED = 2**63 - 1  # torch.manual_seed takes 64 bits; one bit of room for derived seeds
 # Fields that may change between an interrupted run and its resumption.
-RESUME_FREE_FIELDS = ("epochs", "checkpoint_every", "device", "stream", "num_workers", "patience")
+RESUME_FREE_FIELDS = ("epochs", "checkpoint_every", "device", "stream", "num_workers", "patience",
+                      "capture")
 
 
 def is_int(v: Any) -> bool:
@@ -46,7 +47,10 @@ class TrainConfig:
     and ``ume-mma``, no MMA for the others). ``keep`` gives training-time missing data:
     ``{"audio": 0.2}`` keeps audio for 20% of the training samples. ``amp=True`` trains in bf16
     autocast on CUDA (ignored on a CPU); off by default because on an H200 it made the shipped
-    small encoders 11-28 % slower than float32 (README, GPU section).
+    small encoders 11-28 % slower than float32 (README, GPU section). ``capture=None`` replays
+    full batches from a captured CUDA graph on a CUDA device in one process and steps eagerly
+    elsewhere; ``True`` insists (refused where it cannot run), ``False`` always steps eagerly
+    (:mod:`umm_helpers.engine.capture`).
     """
 
     epochs: int = 20
@@ -64,6 +68,7 @@ class TrainConfig:
     stream: bool | None = None
     num_workers: int = 0
     sync_batchnorm: bool = False
+    capture: bool | None = None
 
     def validate(self) -> TrainConfig:
         """Raise ``ValueError`` naming the first bad field and its valid range."""
@@ -87,6 +92,8 @@ class TrainConfig:
              "None (auto) or a device name such as 'cpu', 'cuda', 'cuda:1' or 'mps'"),
             ("amp", isinstance(self.amp, bool), "True or False"),
             ("sync_batchnorm", isinstance(self.sync_batchnorm, bool), "True or False"),
+            ("capture", self.capture is None or isinstance(self.capture, bool),
+             "None (auto: on CUDA), True or False"),
             ("patience", is_int(self.patience) and self.patience >= 0,
              "an integer >= 0 (0 turns early stopping off)"),
             ("checkpoint_every", is_int(self.checkpoint_every) and self.checkpoint_every >= 1,

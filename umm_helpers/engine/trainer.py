@@ -38,6 +38,7 @@ from umm_helpers.engine.batches import (
     streamed_batches,
     use_streaming,
 )
+from umm_helpers.engine.capture import CapturedStep, CudaStepGraph, StepGraph
 from umm_helpers.engine.config import TrainConfig, resolve_device
 from umm_helpers.engine.state import (
     CHECKPOINT_NAME,
@@ -100,12 +101,16 @@ def as_splits(data: MultiModalDataset | Split | Sequence[Split | None]
                     f"of Splits, got {type(data).__name__}.")
 
 
-def make_optimizer(params: list[nn.Parameter], config: TrainConfig) -> torch.optim.Optimizer:
-    """The optimizer ``config.optimizer`` names."""
+def make_optimizer(params: list[nn.Parameter], config: TrainConfig, capturable: bool = False
+                   ) -> torch.optim.Optimizer:
+    """The optimizer ``config.optimizer`` names (``capturable``: Adam's step count stays on the
+    device, so that a CUDA graph can record the update)."""
     if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay,
+                                capturable=capturable)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                 capturable=capturable)
     return torch.optim.SGD(params, lr=config.lr, momentum=0.9, weight_decay=config.weight_decay)
 
 
@@ -122,6 +127,17 @@ def check_sizes(config: TrainConfig, n_train: int, has_validation: bool, world: 
     if config.patience and not has_validation:
         raise ValueError("TrainConfig.patience > 0 needs a validation split: pass a "
                          "MultiModalDataset or a pair (train, validation).")
+
+
+def use_capture(config: TrainConfig, device: torch.device, world: int) -> bool:
+    """Whether full batches replay a captured CUDA graph: by default on CUDA in one process;
+    ``capture=True`` where that cannot run is refused before any work."""
+    possible = device.type == "cuda" and world == 1
+    if config.capture and not possible:
+        where = (f"{world} processes (torchrun)" if world > 1 else f"device {device}")
+        raise ValueError(f"TrainConfig.capture = True needs a CUDA device and one process, got "
+                         f"{where}: pass capture=None (auto) or False.")
+    return possible and config.capture is not False
 
 
 class Trainer:
@@ -143,6 +159,7 @@ class Trainer:
         self.resume, self.desc = resume, desc
         self.saved_flags: list[tuple[nn.Parameter, bool]] = []
         self.bar: Any = None
+        self.captured: CapturedStep | None = None
         self.teardown_ddp: Callable[[], None] = lambda: None
 
     def fit(self, model: nn.Module, data: MultiModalDataset | Split | Sequence[Split | None],
@@ -182,7 +199,8 @@ class Trainer:
         self.saved_flags = [(p, p.requires_grad) for p in model.parameters()]
         for p in model.parameters():  # the rest is frozen during the call
             p.requires_grad_(id(p) in chosen)
-        self.opt = make_optimizer(params, cfg)
+        capture = use_capture(cfg, device, self.world)
+        self.opt = make_optimizer(params, cfg, capturable=capture)
         self.gen = torch.Generator(device=device if device.type == "cuda" else "cpu")
         self.gen.manual_seed(cfg.seed)
         keep = training_presence(len(train), train.modalities, cfg.keep, seed=cfg.seed)
@@ -200,7 +218,14 @@ class Trainer:
         self.bounds = batch_bounds(len(train), cfg.batch_size, min_last=2 * self.world)
         self.shards = [distributed.shard_range(e - s, self.rank, self.world)
                        for s, e in self.bounds]
+        self.captured = (CapturedStep(self.eager_step, cfg.batch_size, self.new_graph)
+                         if capture else None)
         self.bar = _progress(cfg.epochs, min(self.state.epoch, cfg.epochs), self.desc)
+
+    def new_graph(self) -> StepGraph:
+        """The graph a captured step records into (a CUDA graph; tests on a CPU pass a stand-in
+        that replays by calling the step again)."""
+        return CudaStepGraph()
 
     def fit_epoch(self) -> float:
         """One pass over a fresh permutation; returns the mean training loss."""
@@ -242,11 +267,24 @@ class Trainer:
 
     def step(self, x: dict[str, Tensor], present: dict[str, Tensor], y: Tensor,
              weight: float = 1.0) -> Tensor:
-        """Forward, backward, optimizer step; returns the batch loss (detached, float32)."""
+        """Forward, backward, optimizer step; returns the batch loss (detached, float32).
+
+        On CUDA full batches replay a captured graph of :meth:`eager_step`
+        (:mod:`umm_helpers.engine.capture`); a subclass that overrides ``step`` steps eagerly.
+        """
+        if self.captured is not None:
+            return self.captured(x, present, y)
+        return self.eager_step(x, present, y, weight)
+
+    def eager_step(self, x: dict[str, Tensor], present: dict[str, Tensor], y: Tensor,
+                   weight: float = 1.0) -> Tensor:
+        """The step, op by op: the reference a captured step is checked against."""
+        # A graph caches nothing across replays, so autocast must not cache casts either.
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16,
-                            enabled=self.autocast):
+                            enabled=self.autocast, cache_enabled=self.captured is None):
             value = self.loss_fn(self.net, x, present, y)
-        self.opt.zero_grad(set_to_none=True)
+        # Captured: gradients are zeroed in place, so the graph keeps their addresses.
+        self.opt.zero_grad(set_to_none=self.captured is None)
         (value * weight).backward()
         self.opt.step()
         return value.detach().float()

@@ -24,8 +24,11 @@ from umm_helpers.engine import distributed
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 # The parts of the package a trained run depends on (course/ and tools/ only read results).
 RUN_SOURCES = ("core", "data", "engine", "methods", "settings.py", "atomic.py")
-# Config fields that never change what a single-process run learns, left out of the key.
-KEY_FREE_FIELDS = ("device", "stream", "num_workers", "checkpoint_every", "sync_batchnorm")
+# Config fields that never change what a single-process run learns, left out of the key: how
+# a run is computed, not what it learns (a captured step equals the eager one to float
+# rounding, as a GPU run equals a CPU run).
+KEY_FREE_FIELDS = ("device", "stream", "num_workers", "checkpoint_every", "sync_batchnorm",
+                   "capture")
 
 
 def package_version() -> str:

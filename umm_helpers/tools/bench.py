@@ -9,7 +9,9 @@ round after a warm-up round, and rounds go on until every median settles: a slow
 machine hits all loops alike, and each figure comes with its 25th-75th percentile range.
 
 All three loops use the engine's default precision (float32); on CUDA ``engine_bf16_epoch_s``
-adds the engine in bf16 autocast (``TrainConfig(amp=True)``), so the default can be checked.
+adds the engine in bf16 autocast (``TrainConfig(amp=True)``) and ``engine_eager_epoch_s`` the
+engine without its captured step (``TrainConfig(capture=False)``), so both defaults stay
+measured. ``steps_per_s`` is the engine's optimizer steps per second.
 
 ``umm bench --methods all`` times every method (:func:`method_times`), e.g. on
 ``avmnist-shapes`` for AV-MNIST-sized wall times. ``umm bench --widgets`` times the notebook-05
@@ -181,10 +183,13 @@ def bench(dataset: MultiModalDataset, batch_size: int = 64, repeats: int = 5,
     staged = [({m: x[perm[s:e]].to(dev) for m, x in split.inputs.items()},
                split.labels[perm[s:e]].to(dev)) for s, e in batch_bounds(len(split), batch_size)]
     loops["pure"] = lambda: _pure_epoch(model, staged, dev, opt, amp)
-    if dev.type == "cuda":  # the other precision, so the default stays measured
+    if dev.type == "cuda":  # the other precision and the eager step: both defaults measured
         trainer, loops["engine_bf16" if not amp else "engine_fp32"] = engine(
             config.replace(amp=not amp))
         trainers.append(trainer)
+        trainer, loops["engine_eager"] = engine(config.replace(capture=False))
+        trainers.append(trainer)
+        torch.cuda.reset_peak_memory_stats(dev)
     try:
         times = interleaved(loops, repeats, max_rounds, tolerance)
     finally:
@@ -199,7 +204,10 @@ def bench(dataset: MultiModalDataset, batch_size: int = 64, repeats: int = 5,
         "spread": {name: spread(t) for name, t in times.items()},
         "speedup": statistics.median(speedups), "speedup_spread": spread(speedups),
         "overhead": statistics.median(overheads), "overhead_spread": spread(overheads),
+        "steps_per_s": len(trainers[0].bounds) / statistics.median(times["engine"]),
     }
+    if dev.type == "cuda":
+        out["peak_gpu_memory_gb"] = round(torch.cuda.max_memory_allocated(dev) / 2**30, 2)
     if widgets:
         out.update(_widget_timing(model, dataset))
     if verbose:
@@ -396,4 +404,8 @@ def summary_lines(out: dict[str, Any]) -> str:
     for name in ("speedup", "overhead"):
         q = out[f"{name}_spread"]
         lines.append(f"  {name:<18} {out[name]:.3f}     ({q['p25']:.3f}-{q['p75']:.3f})")
+    if "steps_per_s" in out:
+        lines.append(f"  {'steps per second':<18} {out['steps_per_s']:.0f}")
+    if "peak_gpu_memory_gb" in out:
+        lines.append(f"  {'peak GPU memory':<18} {out['peak_gpu_memory_gb']:.2f} GB")
     return "\n".join(lines)
