@@ -43,6 +43,7 @@ _EXPORTS = {
     "run_method": "methods.run", "cached_run": "methods.run", "new_model": "methods.run",
     "Run": "methods.run", "RunCache": "methods.cache",
     "compare": "methods.compare", "summarize": "methods.compare",
+    "run_seeds": "methods.parallel",
     "cache_features": "methods.feature_cache",
     # course
     "theory": "course.theory:", "plots": "course.plots:", "probes": "course.probes:",

@@ -60,6 +60,7 @@ def test_compare_prints_the_table(registered, tmp_path, capsys):
     (["run", "--dataset", "tiny", "--method", "joint", "--epochs", "0"], "TrainConfig.epochs = 0"),
     (["compare", "--dataset", "tiny", "--seeds", ""], "seeds must be a comma list"),
     (["compare", "--dataset", "tiny", "--methods", "joint,nope"], "unknown method 'nope'"),
+    (["compare", "--dataset", "tiny", "--jobs", "0"], "jobs = 0 is invalid"),
     (["run", "--dataset", "nope", "--method", "joint"], "nope"),
 ])
 def test_failing_commands_exit_non_zero_and_say_why(registered, tmp_path, capsys, argv,

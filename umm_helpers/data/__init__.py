@@ -30,6 +30,19 @@ def available_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def loader_path(name: str) -> str | None:
+    """The ``"module:function"`` that loads ``name`` (so another process can load it too), or
+    None for an unknown name or a loader registered as a callable."""
+    target = _REGISTRY.get(name)
+    return target if isinstance(target, str) else None
+
+
+def load_from_path(path: str, **kwargs: Any) -> MultiModalDataset:
+    """Call the loader ``"module:function"``."""
+    module, func = path.split(":")
+    return getattr(import_module(module), func)(**kwargs)
+
+
 def load_dataset(name: str, **kwargs: Any) -> MultiModalDataset:
     """Load a registered data set by name, e.g. ``load_dataset("av-digits")``."""
     if name not in _REGISTRY:
@@ -38,8 +51,8 @@ def load_dataset(name: str, **kwargs: Any) -> MultiModalDataset:
     target = _REGISTRY[name]
     if callable(target):
         return target(**kwargs)
-    module, func = target.split(":")
-    return getattr(import_module(module), func)(**kwargs)
+    return load_from_path(target, **kwargs)
 
 
-__all__ = ["MultiModalDataset", "Split", "load_dataset", "register_dataset", "available_datasets"]
+__all__ = ["MultiModalDataset", "Split", "load_dataset", "register_dataset", "available_datasets",
+           "loader_path", "load_from_path"]

@@ -12,11 +12,11 @@ import numpy as np
 
 from umm_helpers.atomic import check_writable
 from umm_helpers.atomic import write_text as atomic_write_text
-from umm_helpers.data import MultiModalDataset, load_dataset
+from umm_helpers.data import MultiModalDataset, load_dataset, loader_path
 from umm_helpers.engine import distributed
 from umm_helpers.engine.config import TrainConfig
+from umm_helpers.methods.parallel import check_jobs, run_seeds
 from umm_helpers.methods.registry import all_methods, get_method
-from umm_helpers.methods.run import run_method
 from umm_helpers.settings import name_folder, runs_dir
 
 
@@ -99,12 +99,14 @@ def parse_methods(methods: str | Sequence[str], modalities: Sequence[str]) -> li
 def compare(dataset_name: str, methods: str | Sequence[str] = "all",
             seeds: str | Sequence[int] = (0, 1, 2), epochs: int | None = None,
             out: str | Path | None = None, dataset: MultiModalDataset | None = None,
-            config: TrainConfig | None = None) -> CompareTable:
+            config: TrainConfig | None = None, jobs: int | None = None) -> CompareTable:
     """Train (or reuse) every method for every seed; write ``compare.csv`` and ``compare.md``.
 
     Files go to ``<out or runs_dir()/<dataset>>/`` (the data set name mapped to one folder by
     :func:`umm_helpers.settings.folder_name`). Notebook 06 prints the Markdown table. Seeds,
-    method names, the config and the output folder are checked before anything trains.
+    method names, the config, ``jobs`` and the output folder are checked before anything
+    trains. ``jobs`` runs train at once in worker processes (default: 1 on a CPU, several per
+    GPU; :mod:`umm_helpers.methods.parallel`), each bit-identical to the run trained alone.
     """
     seed_list = parse_seeds(seeds)
     data = dataset if dataset is not None else load_dataset(dataset_name)
@@ -113,17 +115,16 @@ def compare(dataset_name: str, methods: str | Sequence[str] = "all",
         base = base.replace(epochs=epochs)
     base.validate()
     names = parse_methods(methods, data.modalities)
+    jobs = check_jobs(jobs)
     folder = (Path(out) if out is not None
               else name_folder(runs_dir(), data.name, what="data set name"))
     if distributed.is_main():
         check_writable(folder, "the compare output folder",
                        "pass out='/a/writable/folder' (umm compare --out DIR) or point "
                        "UMM_RUNS_DIR at a writable folder.")
-    results: dict[str, list[dict[str, Any]]] = {}
-    for method in names:
-        results[method] = [run_method(method, data, config=base.replace(seed=s)).result
-                           for s in seed_list]
-    table = summarize(results)
+    runs = run_seeds(names, data, seed_list, base, jobs=jobs,
+                     loader=None if dataset is not None else loader_path(dataset_name))
+    table = summarize({m: [r.result for r in rs] for m, rs in runs.items()})
     csv_path, md_path = folder / "compare.csv", folder / "compare.md"
     if distributed.is_main():
         atomic_write_text(csv_path, table.to_csv())

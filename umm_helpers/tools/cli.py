@@ -10,7 +10,8 @@
   umm run --dataset D --method M --seed K  train one method, write runs/D/M/seedK/result.json
   torchrun --nproc_per_node=2 -m umm_helpers run|compare ... [--sync-batchnorm]
                                            the same, data-parallel (notebook 07)
-  umm compare --dataset D --methods all --seeds 0,1,2
+  umm compare --dataset D --methods all --seeds 0,1,2 [--jobs N]
+                                           every method over seeds; N runs at once
   umm bench --dataset D [--widgets]
   umm bench --dataset avmnist-shapes --methods all   wall time per method at AV-MNIST size
   umm course [--inplace]                   execute every notebook (used by make course/notebooks)
@@ -155,11 +156,14 @@ def _compare(args: argparse.Namespace) -> int:
     """
     from umm_helpers.engine import distributed
     from umm_helpers.methods.compare import compare, parse_seeds
+    from umm_helpers.methods.parallel import check_jobs
 
     seeds = parse_seeds(args.seeds)
     config = _config(args, seeds[0]).validate()
     with distributed.session():
-        table = compare(args.dataset, args.methods, seeds, None, args.out, config=config)
+        jobs = check_jobs(args.jobs)
+        table = compare(args.dataset, args.methods, seeds, None, args.out, config=config,
+                        jobs=jobs)
         if distributed.is_main():
             print(table.to_markdown(), end="")
             print(f"written: {table.csv_path} {table.markdown_path}")
@@ -262,6 +266,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="mean ± std table of methods over seeds")
     p.add_argument("--methods", default="all", help=f"all, or a comma list of {names}")
     p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--jobs", type=int, default=None,
+                   help="runs trained at once in worker processes (default: 1 on a CPU, "
+                        "4 per GPU); each run equals the run trained alone")
     _training_arguments(p, _compare)
 
     p = sub.add_parser("bench", help="engine speed (or widget latency with --widgets)")
