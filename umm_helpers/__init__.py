@@ -37,6 +37,7 @@ _EXPORTS = {
     # engine (notebook 02, engineering appendix)
     "TrainConfig": "engine.config", "RESUME_FREE_FIELDS": "engine.config",
     "Trainer": "engine.trainer", "fit": "engine.trainer",
+    "CapturedStep": "engine.capture", "RecordedStep": "engine.capture",
     "CheckpointError": "engine.checkpoint",
     # methods (notebooks 02-07)
     "METHODS": "methods.registry", "all_methods": "methods.registry",

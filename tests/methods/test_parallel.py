@@ -7,6 +7,7 @@ import pytest
 import torch
 from _engine_data import same_weights, tiny_dataset
 
+from umm_helpers.data import MultiModalDataset
 from umm_helpers.engine.config import TrainConfig
 from umm_helpers.methods import parallel
 from umm_helpers.methods.parallel import check_jobs, run_seeds, waves
@@ -90,3 +91,20 @@ def test_bad_names_and_options_fail_before_any_process_starts(monkeypatch):
         run_seeds(["joint", "nope"], ds, [0], jobs=2)
     with pytest.raises(ValueError, match="option finetune_lr_scale = -1"):
         run_seeds(["ume-mma"], ds, [0], options={"finetune_lr_scale": -1}, jobs=2)
+
+
+def test_small_data_goes_to_workers_large_data_is_loaded_by_them(monkeypatch):
+    ds = tiny_dataset()
+    assert parallel.worker_source(ds) is ds  # small, and no loader under its name
+    assert parallel.worker_source(ds, "pkg.mod:load") == ("pkg.mod:load", ds.checksum)
+    named = MultiModalDataset(ds.train, ds.validation, ds.test, name="synthetic",
+                              checksum=ds.checksum)
+    assert parallel.worker_source(named) is named
+    monkeypatch.setattr(parallel, "SHARE_LIMIT_BYTES", 0)
+    assert parallel.worker_source(named) == ("umm_helpers.data.synthetic:load", ds.checksum)
+
+
+def test_a_worker_that_loads_other_data_refuses_to_train():
+    with pytest.raises(ValueError, match=r"got checksum .* not the caller's abc .* pass loader="):
+        parallel._train_one(("umm_helpers.data.synthetic:load", "abc"), "joint",
+                            TrainConfig(device="cpu"), None)

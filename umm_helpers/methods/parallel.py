@@ -23,8 +23,9 @@ from typing import Any
 
 import torch
 
-from umm_helpers.data import MultiModalDataset, load_from_path
+from umm_helpers.data import MultiModalDataset, load_from_path, loader_path
 from umm_helpers.engine import distributed
+from umm_helpers.engine.batches import split_bytes
 from umm_helpers.engine.config import TrainConfig, is_int
 from umm_helpers.methods.registry import METHODS, UNIMODAL, get_method, method_options
 from umm_helpers.methods.run import Run, run_method
@@ -75,9 +76,10 @@ def run_seeds(names: Sequence[str], dataset: MultiModalDataset, seeds: Sequence[
     """``{method: [run per seed]}``: every method for every seed, ``jobs`` runs at a time.
 
     ``config`` is the base (its seed is replaced by each seed); ``options`` apply to every
-    method that has them. ``jobs=None`` is :func:`default_jobs`. ``loader`` (the
-    ``"module:function"`` that loads ``dataset``, see :func:`umm_helpers.data.loader_path`)
-    lets workers load the data themselves instead of receiving a copy.
+    method that has them. ``jobs=None`` is :func:`default_jobs`. Workers receive ``dataset``
+    through shared memory when it is small; a large one they load themselves, with ``loader``
+    (the ``"module:function"`` that loads it) or the loader registered under its name, and
+    check that the checksum matches.
     """
     base = (config or TrainConfig()).validate()
     jobs = check_jobs(jobs)
@@ -86,12 +88,28 @@ def run_seeds(names: Sequence[str], dataset: MultiModalDataset, seeds: Sequence[
         get_method(name, dataset.modalities)
         method_options(name, _options_for(name, options))
     if jobs > 1:
-        source: str | MultiModalDataset = loader or dataset
-        train_in_workers(source, waves(names, seed_list, dataset.modalities), base, options,
-                         jobs)
+        train_in_workers(worker_source(dataset, loader),
+                         waves(names, seed_list, dataset.modalities), base, options, jobs)
     return {n: [run_method(n, dataset, config=base.replace(seed=s),
                            options=_options_for(n, options)) for s in seed_list]
             for n in names}
+
+
+# Data sets above this size are loaded by each worker rather than sent through shared memory
+# (containers often limit /dev/shm to 64 MB-1 GB).
+SHARE_LIMIT_BYTES = 256 * 2**20
+
+Source = MultiModalDataset | tuple[str, str]  # the data set, or (loader, checksum)
+
+
+def worker_source(dataset: MultiModalDataset, loader: str | None = None) -> Source:
+    """What workers get: ``(loader, checksum)`` to load it themselves, or the data set itself."""
+    path = loader or loader_path(dataset.name)
+    size = split_bytes(*dataset.splits().values())
+    if loader is not None or (path is not None and size > SHARE_LIMIT_BYTES):
+        assert path is not None
+        return path, dataset.checksum
+    return dataset
 
 
 def _options_for(name: str, options: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -100,7 +118,7 @@ def _options_for(name: str, options: Mapping[str, Any] | None) -> dict[str, Any]
     return {k: v for k, v in (options or {}).items() if k in own} or None
 
 
-def train_in_workers(source: str | MultiModalDataset, job_waves: list[list[Job]],
+def train_in_workers(source: Source, job_waves: list[list[Job]],
                      config: TrainConfig, options: Mapping[str, Any] | None, jobs: int) -> None:
     """Train every job of each wave in ``jobs`` worker processes; one progress bar over all."""
     threads = max(1, torch.get_num_threads() // jobs)
@@ -113,7 +131,7 @@ def train_in_workers(source: str | MultiModalDataset, job_waves: list[list[Job]]
             pass
 
 
-def _finished(pool: Executor, source: str | MultiModalDataset,
+def _finished(pool: Executor, source: Source,
               job_waves: list[list[Job]], config: TrainConfig,
               options: Mapping[str, Any] | None) -> Iterator[Job]:
     """Submit wave after wave; yield each job as it finishes; re-raise the first failure with
@@ -153,12 +171,18 @@ def _start_worker(threads: int, runs: str) -> None:
     os.environ["UMM_PROGRESS"] = "0"  # the caller's bar counts finished runs
 
 
-def _train_one(source: str | MultiModalDataset, name: str, config: TrainConfig,
+def _train_one(source: Source, name: str, config: TrainConfig,
                options: Mapping[str, Any] | None) -> None:
-    if isinstance(source, str):
-        if source not in _DATA:
-            _DATA[source] = load_from_path(source)
-        dataset = _DATA[source]
+    if isinstance(source, tuple):
+        path, checksum = source
+        if path not in _DATA:
+            _DATA[path] = load_from_path(path)
+        dataset = _DATA[path]
+        if dataset.checksum != checksum:
+            raise ValueError(f"a worker loaded the data set with {path} and got checksum "
+                             f"{dataset.checksum}, not the caller's {checksum} (it was loaded "
+                             "with other arguments): pass loader= naming a function that loads "
+                             "exactly this data set, or jobs=1.")
     else:
         dataset = source
     run_method(name, dataset, config=config, options=options)
