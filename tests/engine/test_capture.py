@@ -152,9 +152,9 @@ def test_replaying_the_captured_step_never_synchronises():
     trainer.setup(late_model(ds), ds, None)
     try:
         trainer.fit_epoch()  # warm-up and capture (capture itself synchronises once)
+        perm = torch.randperm(len(ds.train), generator=trainer.gen, device=trainer.gen.device)
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
-        perm = torch.randperm(len(ds.train), generator=trainer.gen, device=trainer.gen.device)
         for s, e in trainer.bounds:
             idx = perm[s:e]
             x = {m: v[idx] for m, v in trainer.train.inputs.items()}
