@@ -63,3 +63,11 @@ def torch_equal(x, y) -> bool:
     import torch
 
     return torch.equal(x.cpu(), y.cpu())
+
+
+def step_by_hand(trainer, idx):
+    """One training step of the batch ``idx`` through ``prepare_batch`` and ``step``, the way
+    ``Trainer.fit_epoch`` takes it (single process)."""
+    x = {m: v[idx] for m, v in trainer.train.inputs.items()}
+    x, present = trainer.prepare_batch(x, idx, 0, len(idx))
+    return trainer.step(x, present, trainer.train.labels[idx])

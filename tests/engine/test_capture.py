@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from _engine_data import late_model, same_weights, tiny_dataset
+from _engine_data import late_model, same_weights, step_by_hand, tiny_dataset
 
 from umm_helpers.engine.capture import CapturedStep, RecordedStep
 from umm_helpers.engine.trainer import TrainConfig, Trainer
@@ -156,10 +156,7 @@ def test_replaying_the_captured_step_never_synchronises():
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         for s, e in trainer.bounds:
-            idx = perm[s:e]
-            x = {m: v[idx] for m, v in trainer.train.inputs.items()}
-            x, present = trainer.prepare_batch(x, idx, 0, e - s)
-            trainer.step(x, present, trainer.train.labels[idx])
+            step_by_hand(trainer, perm[s:e])
     finally:
         torch.cuda.set_sync_debug_mode(0)
         trainer.teardown()

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from _engine_data import late_model, tiny_dataset
+from _engine_data import late_model, step_by_hand, tiny_dataset
 from torch.overrides import TorchFunctionMode
 
 from umm_helpers.engine.trainer import TrainConfig, Trainer
@@ -66,10 +66,7 @@ def test_prepare_batch_and_step_never_read_the_device(options):
     try:
         with SyncCounter() as counter:
             for s, e in trainer.bounds:
-                idx = perm[s:e]
-                x = {m: v[idx] for m, v in trainer.train.inputs.items()}
-                x, present = trainer.prepare_batch(x, idx, 0, e - s)
-                trainer.step(x, present, trainer.train.labels[idx])
+                step_by_hand(trainer, perm[s:e])
     finally:
         trainer.teardown()
     assert counter.calls == []
@@ -94,18 +91,13 @@ def test_no_training_step_synchronises_on_cuda():
     trainer.setup(late_model(ds), ds, None)
     perm = torch.randperm(len(ds.train), generator=trainer.gen, device=trainer.gen.device)
     batches = [perm[s:e] for s, e in trainer.bounds]
-
-    def step(idx):
-        x = {m: v[idx] for m, v in trainer.train.inputs.items()}
-        x, present = trainer.prepare_batch(x, idx, 0, len(idx))
-        return trainer.step(x, present, trainer.train.labels[idx])
-
     try:
-        step(batches[0])  # first call: lazy initialisation (optimizer state, cuBLAS handles)
+        # first call: lazy initialisation (optimizer state, cuBLAS handles)
+        step_by_hand(trainer, batches[0])
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")  # any synchronising call raises
         for idx in batches[1:]:
-            step(idx)
+            step_by_hand(trainer, idx)
     finally:
         torch.cuda.set_sync_debug_mode(0)
         trainer.teardown()
