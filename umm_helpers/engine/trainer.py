@@ -10,6 +10,8 @@ can show or a subclass can override (gradient clipping goes in ``step``, a sched
 Batches are index slices of a permutation drawn from a ``torch.Generator`` seeded by
 ``config.seed`` (:mod:`umm_helpers.engine.batches`). Per batch: training-time presence
 (``config.keep``), then MMA (``p_missing``) or a custom ``presence_fn``, then the one zero-fill.
+On CUDA, ``step`` replays a captured graph of the eager step for every full batch
+(:mod:`umm_helpers.engine.capture`, notebook 09).
 
 Under ``torchrun`` (notebook 07) the same loop trains data-parallel through PyTorch's
 ``DistributedDataParallel``: each rank takes a contiguous slice of every global batch of the
