@@ -73,7 +73,30 @@ class _PriorMixin(nn.Module):
         return int(x.shape[0]), x.device
 
 
-class LateFusionModel(_PriorMixin):
+class _EncoderFusion(_PriorMixin):
+    """A fusion model that runs one encoder per modality and then combines their features:
+    its ``forward(x, present)`` is ``combine(features(x), present)``. Because the masks act only in
+    ``combine``, :class:`~umm_helpers.core.patterns.PatternLogits` runs the encoders once and
+    combines per presence pattern (notebook 05)."""
+
+    modalities: list[str]
+    encoders: nn.ModuleDict
+
+    def features(self, inputs: Inputs) -> dict[str, Tensor]:
+        """Encoder features ``{m: [B, F_m]}`` of every modality (no masking)."""
+        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
+
+    def combine(self, feats: Mapping[str, Tensor], present: Presence | None) -> Tensor:
+        raise NotImplementedError
+
+    def _presence_of(self, feats: Mapping[str, Tensor], present: Presence | None
+                     ) -> dict[str, Tensor]:
+        """The boolean mask of every modality for the batch ``feats`` holds."""
+        first = feats[self.modalities[0]]
+        return _present_matrix(present, self.modalities, first.shape[0], first.device)
+
+
+class LateFusionModel(_EncoderFusion):
     """One encoder and one linear head per modality; logits summed over present modalities.
 
     Each encoder runs on the whole batch and absent rows are masked out with ``torch.where``,
@@ -96,18 +119,13 @@ class LateFusionModel(_PriorMixin):
                                     for m in mods})
         self._init_prior(num_classes)
 
-    def features(self, inputs: Inputs) -> dict[str, Tensor]:
-        """Encoder features ``{m: [B, F_m]}`` of every modality (no masking)."""
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
-
     def unimodal_logits(self, inputs: Inputs) -> dict[str, Tensor]:
         """Per-modality logits ``{m: [B, C]}`` (each head on its own encoder)."""
         return {m: self.heads[m](f) for m, f in self.features(inputs).items()}
 
     def combine(self, feats: Mapping[str, Tensor], present: Presence | None) -> Tensor:
         """Sum of head logits over present modalities; the prior where none is present."""
-        first = feats[self.modalities[0]]
-        pres = _present_matrix(present, self.modalities, first.shape[0], first.device)
+        pres = self._presence_of(feats, present)
         total: Tensor | None = None
         for m in self.modalities:
             logit = self.heads[m](feats[m])
@@ -131,7 +149,7 @@ class LateFusionModel(_PriorMixin):
         return (logits, feats) if with_features else logits
 
 
-class ConcatFusionModel(_PriorMixin):
+class ConcatFusionModel(_EncoderFusion):
     """Encoders, concatenated features (absent modality's features zeroed), MLP head.
 
     What MultiBench calls late fusion; a baseline of notebook 03.
@@ -151,13 +169,9 @@ class ConcatFusionModel(_PriorMixin):
                                   nn.Linear(hidden, num_classes))
         self._init_prior(num_classes)
 
-    def features(self, inputs: Inputs) -> dict[str, Tensor]:
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
-
     def combine(self, feats: Mapping[str, Tensor], present: Presence | None) -> Tensor:
         """The head on the concatenated features, an absent modality's slot zeroed."""
-        first = feats[self.modalities[0]]
-        pres = _present_matrix(present, self.modalities, first.shape[0], first.device)
+        pres = self._presence_of(feats, present)
         slots = [torch.where(pres[m].unsqueeze(1), feats[m], torch.zeros_like(feats[m]))
                  for m in self.modalities]
         return self._with_prior(self.head(torch.cat(slots, dim=1)), pres)
@@ -206,7 +220,7 @@ def presence_patterns(modalities: Sequence[str]) -> list[tuple[str, ...]]:
             for p in range(1, 2 ** len(mods))]
 
 
-class PatternHeadsModel(_PriorMixin):
+class PatternHeadsModel(_EncoderFusion):
     """Encoders and one linear head per presence pattern (notebook 08).
 
     A sample is routed to the head of the modalities it has: a single-modality pattern reads
@@ -234,20 +248,16 @@ class PatternHeadsModel(_PriorMixin):
             for p in self.patterns})
         self._init_prior(num_classes)
 
-    def features(self, inputs: Inputs) -> dict[str, Tensor]:
-        """Encoder features ``{m: [B, F_m]}`` of every modality (no masking)."""
-        return {m: self.encoders[m](inputs[m]) for m in self.modalities}
-
     def forward(self, inputs: Inputs, present: Presence | None = None) -> Tensor:
         self._batch_info(inputs, self.modalities)
         return self.combine(self.features(inputs), present)
 
     def combine(self, feats: Mapping[str, Tensor], present: Presence | None) -> Tensor:
         """Each sample through the head of its presence pattern; the prior when none."""
-        first = feats[self.modalities[0]]
-        batch, device = first.shape[0], first.device
-        pres = _present_matrix(present, self.modalities, batch, device)
-        code = torch.zeros(batch, dtype=torch.long, device=device)  # bit j: modality j present
+        pres = self._presence_of(feats, present)
+        first = pres[self.modalities[0]]
+        # bit j of a sample's code: modality j present
+        code = torch.zeros(first.shape[0], dtype=torch.long, device=first.device)
         for j, m in enumerate(self.modalities):
             code |= pres[m].long() << j
         out: Tensor | None = None
