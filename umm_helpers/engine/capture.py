@@ -80,15 +80,6 @@ class RecordedStep:
         self.out.copy_(self.fn())
 
 
-def _signature(x: dict[str, Tensor], present: dict[str, Tensor], y: Tensor) -> tuple:
-    """Shapes, dtypes and devices of a batch: a graph replays only batches that match it."""
-    def sig(t: Tensor) -> tuple:
-        return tuple(t.shape), t.dtype, t.device
-
-    return (tuple((m, sig(t)) for m, t in sorted(x.items())),
-            tuple((m, sig(t)) for m, t in sorted(present.items())), sig(y))
-
-
 class CapturedStep:
     """Replays one captured training step for every batch of ``rows`` samples.
 
@@ -105,36 +96,38 @@ class CapturedStep:
         self.failed = False
         self.warm = 0
         self.replays = 0
-        self.key: tuple | None = None
-        self.static: tuple[dict[str, Tensor], dict[str, Tensor], Tensor] | None = None
-        self.out: Tensor | None = None
+        self.static: tuple[dict[str, Tensor], dict[str, Tensor], Tensor] = (
+            {}, {}, torch.empty(0))
+        self.out = torch.empty(0)
 
     def __call__(self, x: dict[str, Tensor], present: dict[str, Tensor], y: Tensor) -> Tensor:
+        # Only the batch size varies between the engine's batches (modalities, trailing shapes,
+        # dtypes and device are the data's), so the row count decides what may replay.
         if self.failed or y.shape[0] != self.rows:
             return self.eager(x, present, y)
-        if self.graph is None:
+        graph = self.graph
+        if graph is None:
             if self.warm < self.warmup:
                 self.warm += 1
                 with _side_stream(y.device):
                     return self.eager(x, present, y)
-            if not self._capture(x, present, y):
+            graph = self._capture(x, present, y)  # its static buffers hold this batch
+            if graph is None:
                 return self.eager(x, present, y)
-        if _signature(x, present, y) != self.key:
-            return self.eager(x, present, y)
-        assert self.static is not None and self.out is not None
-        sx, sp, sy = self.static
-        for m, t in x.items():
-            sx[m].copy_(t)
-        for m, t in present.items():
-            sp[m].copy_(t)
-        sy.copy_(y)
-        assert self.graph is not None
-        self.graph.replay()
+        else:
+            sx, sp, sy = self.static
+            for m, t in x.items():
+                sx[m].copy_(t)
+            for m, t in present.items():
+                sp[m].copy_(t)
+            sy.copy_(y)
+        graph.replay()
         self.replays += 1
         return self.out
 
-    def _capture(self, x: dict[str, Tensor], present: dict[str, Tensor], y: Tensor) -> bool:
-        """Record the step on static copies of this batch; False (with a warning) on failure."""
+    def _capture(self, x: dict[str, Tensor], present: dict[str, Tensor], y: Tensor
+                 ) -> StepGraph | None:
+        """Record the step on static copies of this batch; None (with a warning) on failure."""
         static = ({m: t.clone() for m, t in x.items()},
                   {m: t.clone() for m, t in present.items()}, y.clone())
         graph = self.new_graph()
@@ -145,10 +138,9 @@ class CapturedStep:
             warnings.warn(f"the training step could not be captured ({type(exc).__name__}: "
                           f"{exc}); training continues with the eager step. Pass "
                           "TrainConfig(capture=False) to skip the attempt.", stacklevel=4)
-            return False
+            return None
         self.graph, self.static, self.out = graph, static, out
-        self.key = _signature(x, present, y)
-        return True
+        return graph
 
 
 @contextlib.contextmanager
