@@ -27,12 +27,24 @@ class CheckpointError(RuntimeError):
     """A checkpoint or cached run that is corrupt, unreadable or does not match."""
 
 
-def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Tensor],
-                 meta: Mapping[str, Any] | None = None) -> Path:
-    """Save tensors (copied to contiguous CPU memory) and a JSON-able ``meta`` atomically."""
+def tensor_bytes(tensors: Mapping[str, Tensor], meta: Mapping[str, Any] | None = None) -> bytes:
+    """The safetensors file of ``tensors`` (copied to contiguous CPU memory) and a JSON-able
+    ``meta``, as bytes."""
     plain = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     header = {META_KEY: json.dumps(dict(meta or {}), sort_keys=True)}
-    return atomic_write_bytes(path, _st_save(plain, metadata=header))
+    return _st_save(plain, metadata=header)
+
+
+def save_tensors(path: str | os.PathLike, tensors: Mapping[str, Tensor],
+                 meta: Mapping[str, Any] | None = None) -> Path:
+    """Save tensors and a JSON-able ``meta`` atomically (:func:`tensor_bytes`)."""
+    return atomic_write_bytes(path, tensor_bytes(tensors, meta))
+
+
+def nonfinite_entries(tensors: Mapping[str, Tensor]) -> list[str]:
+    """Names of the floating-point tensors that hold NaN or inf (sorted)."""
+    return sorted(k for k, v in tensors.items()
+                  if torch.is_floating_point(v) and not bool(torch.isfinite(v).all()))
 
 
 def load_tensors(path: str | os.PathLike) -> tuple[dict[str, Tensor], dict[str, Any]]:

@@ -18,25 +18,24 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from umm_helpers.atomic import check_writable
 from umm_helpers.atomic import write_bytes as atomic_write_bytes
 from umm_helpers.atomic import write_text as atomic_write_text
 from umm_helpers.engine import distributed
-from umm_helpers.engine.checkpoint import CheckpointError, load_tensors, save_tensors
+from umm_helpers.engine.checkpoint import (
+    CheckpointError,
+    load_tensors,
+    nonfinite_entries,
+    tensor_bytes,
+)
 from umm_helpers.settings import folder_name, is_inside, name_folder, runs_dir
 
 WEIGHTS = "model.safetensors"
 RESULT = "result.json"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
-
-
-def safe_name(method: str) -> str:
-    """A method name usable as a folder name (``unimodal:image`` -> ``unimodal_image``)."""
-    return folder_name(method, "method name")
 
 
 def _sha256(data: bytes) -> str:
@@ -130,8 +129,7 @@ class RunCache:
         """Load cached weights into a model of the same architecture (finite values only)."""
         path = folder / WEIGHTS
         tensors, _ = load_tensors(path)
-        bad = sorted(k for k, v in tensors.items()
-                     if torch.is_floating_point(v) and not bool(torch.isfinite(v).all()))
+        bad = nonfinite_entries(tensors)
         if bad:
             raise CheckpointError(f"cached weights {path} hold NaN or inf values (in "
                                   f"{bad[:3]}); delete its folder to retrain.")
@@ -154,10 +152,11 @@ class RunCache:
         if distributed.is_main():
             folder.mkdir(parents=True, exist_ok=True)
             (folder / MANIFEST).unlink(missing_ok=True)
-            save_tensors(folder / WEIGHTS, model.state_dict(), {"method": result.get("method")})
+            weights = tensor_bytes(model.state_dict(), {"method": result.get("method")})
             text = json.dumps(result, indent=1, sort_keys=True).encode("utf-8")
+            atomic_write_bytes(folder / WEIGHTS, weights)
             atomic_write_bytes(folder / RESULT, text)
-            files = {WEIGHTS: _sha256((folder / WEIGHTS).read_bytes()), RESULT: _sha256(text)}
+            files = {WEIGHTS: _sha256(weights), RESULT: _sha256(text)}
             atomic_write_text(folder / MANIFEST, json.dumps(
                 {"format": MANIFEST_FORMAT, "files": files}, indent=1, sort_keys=True))
         distributed.barrier()

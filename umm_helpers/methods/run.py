@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from umm_helpers.core.encoders import default_encoders
@@ -23,7 +22,7 @@ from umm_helpers.core.missing import DEFAULT_RATES, MaskTable, standard_conditio
 from umm_helpers.core.patterns import PatternLogits, sweep
 from umm_helpers.core.scoring import aurc, metric_name
 from umm_helpers.data import MultiModalDataset
-from umm_helpers.engine.checkpoint import CheckpointError
+from umm_helpers.engine.checkpoint import CheckpointError, nonfinite_entries
 from umm_helpers.engine.config import TrainConfig, resolve_device
 from umm_helpers.engine.trainer import TrainingDiverged
 from umm_helpers.methods.cache import RunCache
@@ -169,8 +168,7 @@ def _load_cached(spec: RunSpec, dataset: MultiModalDataset, encoders: EncoderSpe
 def check_finite_model(model: nn.Module, name: str, config: TrainConfig) -> None:
     """Refuse (``TrainingDiverged``) a trained model whose weights or buffers hold NaN or inf:
     such a run is never cached."""
-    bad = [k for k, v in model.state_dict().items()
-           if torch.is_floating_point(v) and not bool(torch.isfinite(v).all())]
+    bad = nonfinite_entries(model.state_dict())
     if bad:
         raise TrainingDiverged(f"{name}: training diverged: the trained weights hold NaN or inf "
                                f"values (in {bad[:3]}); nothing was cached. Lower "
