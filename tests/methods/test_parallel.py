@@ -108,3 +108,13 @@ def test_a_worker_that_loads_other_data_refuses_to_train():
     with pytest.raises(ValueError, match=r"got checksum .* not the caller's abc .* pass loader="):
         parallel._train_one(("umm_helpers.data.synthetic:load", "abc"), "joint",
                             TrainConfig(device="cpu"), None)
+
+
+def test_a_table_already_in_the_cache_starts_no_worker(monkeypatch):
+    ds = tiny_dataset()
+    config = TrainConfig(epochs=1, batch_size=16, device="cpu")
+    alone = run_seeds(["joint"], ds, [0], config, jobs=1)
+    monkeypatch.setattr(parallel, "train_in_workers", lambda *a: pytest.fail("started"))
+    again = run_seeds(["joint"], ds, [0], config, jobs=2)
+    assert again["joint"][0].cached and _key_figures(again["joint"][0]) == _key_figures(
+        alone["joint"][0])

@@ -109,13 +109,13 @@ def compare(dataset_name: str, methods: str | Sequence[str] = "all",
     GPU; :mod:`umm_helpers.methods.parallel`), each bit-identical to the run trained alone.
     """
     seed_list = parse_seeds(seeds)
+    jobs = check_jobs(jobs)
     data = dataset if dataset is not None else load_dataset(dataset_name)
     base = config if config is not None else TrainConfig()
     if epochs is not None:
         base = base.replace(epochs=epochs)
     base.validate()
     names = parse_methods(methods, data.modalities)
-    jobs = check_jobs(jobs)
     folder = (Path(out) if out is not None
               else name_folder(runs_dir(), data.name, what="data set name"))
     if distributed.is_main():

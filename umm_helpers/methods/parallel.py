@@ -4,8 +4,8 @@
 table. With ``jobs > 1`` the runs go to ``jobs`` worker processes in two waves: first the
 uni-modal runs and every method trained from scratch, then the methods built from the uni-modal
 runs (``ume``, ``umt``, ``ume-mma``, ``pattern-heads``), which find those in the run cache, so
-no run is trained twice. Workers write to the same run cache; the caller then reads every
-result from it.
+no run is trained twice. Runs already in the cache are left out (no process starts when all
+are); workers write to the same run cache, and the caller then reads every result from it.
 
 Each worker trains with ``threads`` intra-op threads (on a CPU the caller's threads divided
 among the workers: CPU kernels sum in an order that depends on the thread count) and, on CUDA,
@@ -27,8 +27,9 @@ from umm_helpers.data import MultiModalDataset, load_from_path, loader_path
 from umm_helpers.engine import distributed
 from umm_helpers.engine.batches import split_bytes
 from umm_helpers.engine.config import TrainConfig, is_int
+from umm_helpers.methods.cache import MANIFEST, RunCache
 from umm_helpers.methods.registry import METHODS, UNIMODAL, get_method, method_options
-from umm_helpers.methods.run import Run, run_method
+from umm_helpers.methods.run import Run, resolve, run_method
 from umm_helpers.settings import progress, runs_dir
 
 # Worker processes per GPU by default: these small models leave a GPU idle between kernels.
@@ -88,11 +89,23 @@ def run_seeds(names: Sequence[str], dataset: MultiModalDataset, seeds: Sequence[
         get_method(name, dataset.modalities)
         method_options(name, _options_for(name, options))
     if jobs > 1:
-        train_in_workers(worker_source(dataset, loader),
-                         waves(names, seed_list, dataset.modalities), base, options, jobs)
+        todo = [[job for job in wave if not _cached(job, dataset, base, options)]
+                for wave in waves(names, seed_list, dataset.modalities)]
+        if any(todo):  # no worker process starts for a table that is already in the cache
+            train_in_workers(worker_source(dataset, loader), [w for w in todo if w], base,
+                             options, jobs)
     return {n: [run_method(n, dataset, config=base.replace(seed=s),
                            options=_options_for(n, options)) for s in seed_list]
             for n in names}
+
+
+def _cached(job: Job, dataset: MultiModalDataset, config: TrainConfig,
+            options: Mapping[str, Any] | None) -> bool:
+    """Whether the run cache holds a finished run for ``job`` (its manifest is written last)."""
+    name, seed = job
+    spec = resolve(name, dataset, config=config.replace(seed=seed),
+                   options=_options_for(name, options))
+    return (RunCache().folder(dataset.name, name, spec.key) / MANIFEST).exists()
 
 
 # Data sets above this size are loaded by each worker rather than sent through shared memory

@@ -156,14 +156,12 @@ def _compare(args: argparse.Namespace) -> int:
     """
     from umm_helpers.engine import distributed
     from umm_helpers.methods.compare import compare, parse_seeds
-    from umm_helpers.methods.parallel import check_jobs
 
     seeds = parse_seeds(args.seeds)
     config = _config(args, seeds[0]).validate()
     with distributed.session():
-        jobs = check_jobs(args.jobs)
         table = compare(args.dataset, args.methods, seeds, None, args.out, config=config,
-                        jobs=jobs)
+                        jobs=args.jobs)
         if distributed.is_main():
             print(table.to_markdown(), end="")
             print(f"written: {table.csv_path} {table.markdown_path}")
