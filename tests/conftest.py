@@ -24,6 +24,16 @@ def cpu(monkeypatch):
 
 
 @pytest.fixture
+def registered(monkeypatch):
+    """The tiny task, loadable by name as ``"tiny"`` (for the command line and ``compare``)."""
+    import umm_helpers.data as data
+
+    ds = tiny_dataset()
+    monkeypatch.setitem(data._REGISTRY, "tiny", lambda: ds)
+    return ds
+
+
+@pytest.fixture
 def ds():
     """The tiny seeded two-modality task (audio and image), fresh for each test."""
     return tiny_dataset()

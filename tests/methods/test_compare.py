@@ -2,17 +2,8 @@
 from __future__ import annotations
 
 import pytest
-from _engine_data import tiny_dataset
 
-import umm_helpers.data as data
 from umm_helpers.methods.compare import CompareTable, compare, parse_methods, summarize
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    ds = tiny_dataset()
-    monkeypatch.setitem(data._REGISTRY, "tiny", lambda: ds)
-    return ds
 
 
 def test_summarize_mean_and_std():

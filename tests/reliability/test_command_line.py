@@ -2,33 +2,9 @@
 from __future__ import annotations
 
 import pytest
-from _engine_data import tiny_dataset
 
-import umm_helpers.data as data
 import umm_helpers.tools.notebooks as notebooks
 from umm_helpers.tools.cli import main
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    ds = tiny_dataset()
-    monkeypatch.setitem(data._REGISTRY, "tiny", lambda: ds)
-    return ds
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["run", "--dataset", "tiny", "--method", "unimodal:image", "--epochs", "0"],
-     "TrainConfig.epochs = 0 is invalid: expected an integer >= 1"),
-    (["compare", "--dataset", "tiny", "--methods", "joint", "--epochs", "0"],
-     "TrainConfig.epochs = 0 is invalid"),
-    (["compare", "--dataset", "tiny", "--seeds", ""], "seeds must be a comma list"),
-    (["compare", "--dataset", "tiny", "--seeds", " , "], "seeds must be a comma list"),
-])
-def test_bad_training_arguments_exit_2_before_any_work(registered, tmp_path, capsys, argv,
-                                                       message):
-    assert main(argv) == 2
-    assert message in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists()
 
 
 @pytest.mark.parametrize("command", ["run", "compare"])

@@ -3,9 +3,7 @@ import json
 
 import pytest
 import torch
-from _engine_data import tiny_dataset
 
-import umm_helpers.data as data
 from umm_helpers.data import load_dataset
 from umm_helpers.data.avmnist_shapes import split_sizes
 from umm_helpers.engine.batches import batch_bounds
@@ -70,13 +68,6 @@ def test_method_times_runs_every_method_in_a_scratch_cache(tmp_path, monkeypatch
     assert out["samples"]["train"] == 110 and out["epochs"] == 1
     assert list(tmp_path.iterdir()) == []  # the user's run cache is untouched
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["bench"] == "methods"
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    ds = tiny_dataset()
-    monkeypatch.setitem(data._REGISTRY, "tiny", lambda: ds)
-    return ds
 
 
 def test_bench_reports_speedup_and_overhead(registered, capsys):

@@ -3,9 +3,7 @@ import json
 import shutil
 
 import pytest
-from _engine_data import tiny_dataset
 
-import umm_helpers.data as data
 from umm_helpers.settings import data_dir
 from umm_helpers.tools.cli import main, result_path
 
@@ -29,13 +27,6 @@ def test_data_verify_reports_corruption(tmp_path, capsys):
 def test_unknown_method_is_a_clear_error(capsys):
     assert main(["run", "--method", "nope", "--dataset", "av-digits"]) == 2
     assert "unknown method 'nope'" in capsys.readouterr().err
-
-
-@pytest.fixture
-def registered(monkeypatch):
-    ds = tiny_dataset()
-    monkeypatch.setitem(data._REGISTRY, "tiny", lambda: ds)
-    return ds
 
 
 def test_run_writes_result(registered, tmp_path, capsys):
@@ -62,6 +53,11 @@ def test_compare_prints_the_table(registered, tmp_path, capsys):
     (["compare", "--dataset", "tiny", "--methods", "joint,nope"], "unknown method 'nope'"),
     (["compare", "--dataset", "tiny", "--jobs", "0"], "jobs = 0 is invalid"),
     (["run", "--dataset", "nope", "--method", "joint"], "nope"),
+    (["run", "--dataset", "tiny", "--method", "unimodal:image", "--epochs", "0"],
+     "TrainConfig.epochs = 0 is invalid: expected an integer >= 1"),
+    (["compare", "--dataset", "tiny", "--methods", "joint", "--epochs", "0"],
+     "TrainConfig.epochs = 0 is invalid"),
+    (["compare", "--dataset", "tiny", "--seeds", " , "], "seeds must be a comma list"),
 ])
 def test_failing_commands_exit_non_zero_and_say_why(registered, tmp_path, capsys, argv,
                                                     message):
