@@ -66,6 +66,18 @@ def _as_tensor(value: Any, what: str = "value") -> Tensor:
     return t
 
 
+def label_kind(labels: Tensor) -> str:
+    """``"single-label [N]"`` or ``"multi-label [N, C]"`` with the number of columns."""
+    return f"multi-label [N, {labels.shape[1]}]" if labels.ndim == 2 else "single-label [N]"
+
+
+def _label_kinds_differ(split: str, labels: Tensor, train_labels: Tensor) -> ValueError:
+    return ValueError(f"split {split!r} has {label_kind(labels)} labels but split 'train' has "
+                      f"{label_kind(train_labels)} labels; every split needs the same kind of "
+                      "labels (and, multi-label, the same columns): the loss and the metric "
+                      "follow from it.")
+
+
 def check_classes(classes: Iterable[str] | None, what: str = "classes") -> list[str] | None:
     """``classes`` as a list of distinct, non-empty class names, or a named error."""
     if classes is None:
@@ -240,12 +252,7 @@ class MultiModalDataset:
         reference = self.train.modalities
         for split in (self.validation, self.test):
             if split.multilabel != self.train.multilabel:
-                kinds = {s.name: "multi-label [N, C]" if s.multilabel else "single-label [N]"
-                         for s in (self.train, split)}
-                raise ValueError(
-                    f"split {split.name!r} has {kinds[split.name]} labels but split 'train' has "
-                    f"{kinds[self.train.name]} labels; every split needs the same kind of "
-                    "labels (the loss and the metric follow from it).")
+                raise _label_kinds_differ(split.name, split.labels, self.train.labels)
             if list(split.classes) != list(self.train.classes):
                 raise ValueError(f"split {split.name!r} has classes {list(split.classes)[:5]}... "
                                  f"but split 'train' has {list(self.train.classes)[:5]}...; every "
@@ -330,14 +337,10 @@ class MultiModalDataset:
                 raise ValueError(f"split {split_name!r} must be a pair (inputs, labels), "
                                  f"got {type(pair).__name__}.")
             checked[split_name] = _validate_split(split_name, pair[0], pair[1], classes)
-        kinds = {k: (y.ndim, y.shape[1] if y.ndim == 2 else None) for k, (_, y) in checked.items()}
-        for k, kind in kinds.items():
-            if kind != kinds["train"]:
-                def what(c: tuple[int, int | None]) -> str:
-                    return (f"multi-label [N, {c[1]}]" if c[0] == 2 else "single-label [N]")
-                raise ValueError(f"split {k!r} has {what(kind)} labels but split 'train' has "
-                                 f"{what(kinds['train'])} labels; every split needs the same "
-                                 "kind of labels (and, multi-label, the same columns).")
+        train_y = checked["train"][1]
+        for k, (_, y) in checked.items():
+            if label_kind(y) != label_kind(train_y):
+                raise _label_kinds_differ(k, y, train_y)
         if classes is None:
             y = checked["train"][1]
             n = (y.shape[1] if y.ndim == 2
