@@ -1,4 +1,4 @@
-"""Safetensors checkpoints (no pickle). Used by ``train.fit`` and the run cache.
+"""Safetensors checkpoints (no pickle). Used by the ``Trainer`` (resume) and the run cache.
 
 A checkpoint is one ``.safetensors`` file: tensors (model, optimizer, RNG states) plus a small
 JSON document for non-tensor state, stored in the file's metadata header so that the two can

@@ -1,4 +1,4 @@
-"""What makes two runs the same run: the run-cache key (notebook 06, engineering appendix).
+"""What makes two runs the same run: the run-cache key (notebook 09, the engineering appendix).
 
 The key hashes the data checksum, the method, the config fields that shape training, the
 method's options, the encoder identities and a digest of the package source a run depends on

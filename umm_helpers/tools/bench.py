@@ -1,4 +1,4 @@
-"""How fast is the engine? Epoch time against a common DataLoader loop (notebook 06, ``umm bench``).
+"""How fast is the engine? Epoch time against a common DataLoader loop (notebook 09, ``umm bench``).
 
 ``speedup`` = reference epoch time / engine epoch time, where the reference is written the
 common way (a ``Dataset`` with per-sample ``__getitem__``, a ``DataLoader``, ``.to(device)`` per
