@@ -1,12 +1,13 @@
 """Shared fixtures. Every test runs with progress bars off, its own run cache under
-``tmp_path``, no ``torchrun`` variables and no ``UMM_DATA_ROOT`` from the caller's shell."""
+``tmp_path``, no ``torchrun`` variables and no ``UMM_DATA_ROOT``, seed offset or claims log from
+the caller's shell."""
 from __future__ import annotations
 
 import pytest
 from _engine_data import late_model, three_modal, tiny_dataset  # noqa: F401  (re-exported)
 
 ISOLATED_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
-                 "UMM_DATA_ROOT")
+                 "UMM_DATA_ROOT", "UMM_SEED_OFFSET", "UMM_CLAIMS_LOG", "UMM_NOTEBOOK")
 
 
 @pytest.fixture(autouse=True)

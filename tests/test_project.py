@@ -139,3 +139,21 @@ def test_notebooks_import_only_the_facade():
         imports = re.findall(r"^[ \t]*(?:from umm_helpers\S* import .*|import umm_helpers.*)$",
                              code, re.M)
         assert imports == ["import umm_helpers as umm"], f"{path.name}: {imports}"
+
+
+def test_seed_offset_shifts_the_course_seeds_and_refuses_bad_values(monkeypatch):
+    import pytest
+
+    from umm_helpers.settings import course_seeds, seed_offset
+
+    assert seed_offset() == 0 and course_seeds(3) == [0, 1, 2]
+    monkeypatch.setenv("UMM_SEED_OFFSET", "100")
+    assert course_seeds(3) == [100, 101, 102] and course_seeds(3, start=3) == [103, 104, 105]
+    for bad in ("-1", "x", "1.5"):
+        monkeypatch.setenv("UMM_SEED_OFFSET", bad)
+        with pytest.raises(ValueError, match=f"UMM_SEED_OFFSET={bad!r} is invalid"):
+            course_seeds(1)
+    monkeypatch.setenv("UMM_SEED_OFFSET", "")
+    assert course_seeds(1) == [0]
+    with pytest.raises(ValueError, match="positive whole number"):
+        course_seeds(0)

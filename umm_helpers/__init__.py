@@ -16,7 +16,8 @@ __version__ = "0.2.0"
 _EXPORTS = {
     # runtime settings (notebook 00)
     "set_seed": "settings", "get_device": "settings", "data_dir": "settings",
-    "runs_dir": "settings", "quick_mode": "settings", "progress_enabled": "settings",
+    "runs_dir": "settings", "seed_offset": "settings", "course_seeds": "settings",
+    "progress_enabled": "settings",
     # data (notebook 00)
     "MultiModalDataset": "data", "Split": "data", "load_dataset": "data",
     "available_datasets": "data", "register_dataset": "data",
@@ -51,7 +52,7 @@ _EXPORTS = {
     "widgets": "course.widgets:", "explorer": "course.explorer:",
     "calibration": "course.calibration:",
     "projection": "course.projection:", "group_accuracy": "course.group_accuracy:",
-    "ceiling_gap": "course.ceiling_gap:", "verdicts": "course.verdicts:",
+    "ceiling_gap": "course.ceiling_gap:", "claims": "course.claims:",
     # tools
     "bench": "tools.bench", "method_times": "tools.bench",
 }

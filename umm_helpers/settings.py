@@ -154,9 +154,36 @@ def runs_dir() -> Path:
     return Path(os.environ.get("UMM_RUNS_DIR", _REPO_ROOT / "runs"))
 
 
-def quick_mode() -> bool:
-    """True when ``UMM_QUICK=1``: notebooks shrink epochs and seeds for smoke tests."""
-    return os.environ.get("UMM_QUICK", "0") not in ("", "0", "false", "False")
+def seed_offset() -> int:
+    """``$UMM_SEED_OFFSET`` (default 0): added to every training seed the course uses.
+
+    Rerunning the course with an offset draws fresh training randomness (initial weights, batch
+    order, MMA masks) on the same data, splits and evaluation masks: the closest one machine gets
+    to another machine's numbers (notebook 00).
+    """
+    text = os.environ.get("UMM_SEED_OFFSET", "").strip()
+    if not text:
+        return 0
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0 or value > 2**31:
+        raise ValueError(f"UMM_SEED_OFFSET={text!r} is invalid: expected a whole number from 0 "
+                         f"to {2**31}, e.g. UMM_SEED_OFFSET=100 (unset it for the default seeds).")
+    return value
+
+
+def course_seeds(n: int, start: int = 0) -> list[int]:
+    """The course's training seeds ``start, ..., start + n - 1``, shifted by :func:`seed_offset`.
+
+    Notebooks take every training seed from here (``SEEDS = umm.course_seeds(3)``), so
+    ``UMM_SEED_OFFSET=100 make course`` reruns the whole course on fresh randomness.
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"course_seeds(n={n!r}): n must be a positive whole number of seeds.")
+    offset = seed_offset()
+    return [offset + start + k for k in range(n)]
 
 
 def progress_enabled() -> bool:

@@ -3,6 +3,7 @@ its own runs, and the course runner starts kernels without the unencrypted-TCP w
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import nbformat
@@ -69,3 +70,38 @@ def test_a_long_failure_report_keeps_the_failing_cell_and_the_exception():
     assert short.startswith("cell: fit(...)") and short.endswith("takes a MultiModalDataset")
     assert len(short) < 2_500
     assert notebooks.failure_reason(ValueError("\x1b[31mred\x1b[0m")) == "ValueError: red"
+
+
+def test_the_course_logs_each_notebooks_claims_under_its_name_with_the_seed_offset(
+        tmp_path, monkeypatch, capsys):
+    (tmp_path / "notebooks").mkdir()
+    code = ("import umm_helpers as umm\n"
+            "seeds = umm.course_seeds(3)\n"
+            "_ = umm.claims.report([umm.claims.difference(f'seeds {seeds}', [0.1, 0.2, 0.3])])")
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)]),
+                   tmp_path / "notebooks" / "00_claims.ipynb")
+    monkeypatch.setattr(notebooks, "repo_root", lambda: tmp_path)
+    monkeypatch.setenv("UMM_SEED_OFFSET", "100")
+    monkeypatch.delenv("UMM_CLAIMS_LOG", raising=False)
+    log = tmp_path / "out" / "claims.jsonl"
+    log.parent.mkdir()
+    log.write_text('{"stale": true}\n')  # a previous run's claims are not kept
+    assert notebooks.run_course(inplace=False, build=tmp_path / "out") == 0
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["notebook"], r["text"], r["outcome"]) for r in rows] == [
+        ("00_claims.ipynb", "seeds [100, 101, 102]", "held")]
+    assert "seed offset 100; claims: 1 held, 0 not distinguishable, 0 failed" in \
+        capsys.readouterr().out
+    assert (tmp_path / "out" / "notebooks" / "00_claims.ipynb").exists()
+
+
+def test_an_invalid_seed_offset_stops_the_course_before_any_kernel(tmp_path, monkeypatch):
+    import pytest
+
+    monkeypatch.setattr(notebooks, "repo_root", lambda: tmp_path)
+    (tmp_path / "notebooks").mkdir()
+    nbformat.write(nbformat.v4.new_notebook(), tmp_path / "notebooks" / "00_x.ipynb")
+    monkeypatch.setenv("UMM_SEED_OFFSET", "-3")
+    monkeypatch.setattr(notebooks, "execute", lambda path: (_ for _ in ()).throw(AssertionError))
+    with pytest.raises(ValueError, match="UMM_SEED_OFFSET='-3' is invalid.*UMM_SEED_OFFSET=100"):
+        notebooks.run_course(inplace=False)

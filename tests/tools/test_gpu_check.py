@@ -108,3 +108,42 @@ def test_report_totals_notebooks_00_to_06_and_says_when_it_cannot():
     assert text.splitlines()[1] == "notebooks 00-06: 70.0 s in all, from an empty run cache"
     rows[3] = {"notebook": "03_x.ipynb", "seconds": None, "status": "FAILED"}
     assert "notebooks 00-06: not measured" in gpu_check.report("GPU", {}, None, rows)
+
+
+def test_course_runs_twice_with_two_seed_offsets_and_reports_changed_claims(monkeypatch, tmp_path):
+    import json
+
+    monkeypatch.setattr(gpu_check, "cuda_device", lambda: "Fake GPU")
+    monkeypatch.setattr(gpu_check, "repo_root", lambda: tmp_path)
+    envs = []
+
+    def fake_timed(cmd, env=None):
+        envs.append(env)
+        outcome = "held" if env["UMM_SEED_OFFSET"] == "0" else "failed"
+        rows = [{"notebook": "03.ipynb", "text": "a beats b", "outcome": outcome},
+                {"notebook": "03.ipynb", "text": "c beats d", "outcome": "held"}]
+        with open(env["UMM_CLAIMS_LOG"], "w") as f:
+            f.write("".join(json.dumps(r) + "\n" for r in rows))
+        return 0, 1.0, "ok"
+
+    monkeypatch.setattr(gpu_check, "_timed", fake_timed)
+    (tmp_path / "build").mkdir()
+    assert gpu_check.run_gpu_check(jobs=1, parts=("course", "course-offset")) == 0
+    assert [e["UMM_SEED_OFFSET"] for e in envs] == ["0", "100"]
+    assert envs[0]["UMM_RUNS_DIR"] == envs[1]["UMM_RUNS_DIR"]
+    assert envs[0]["UMM_CLAIMS_LOG"] != envs[1]["UMM_CLAIMS_LOG"]
+    from umm_helpers.course.claims import read_log
+
+    logs = [read_log(tmp_path / "build" / f"claims-offset-{k}.jsonl") for k in (0, 100)]
+    lines = gpu_check.claims_lines(*logs)
+    assert lines == ["claims, seed offset 0: 2 held, 0 not distinguishable, 0 failed",
+                     "claims, seed offset 100: 1 held, 0 not distinguishable, 1 failed",
+                     "claims whose outcome changed between the two: 1",
+                     "  03.ipynb: a beats b: held -> failed"]
+
+
+def test_parts_are_checked_before_any_work():
+    assert gpu_check.parse_parts(None) == gpu_check.PARTS
+    assert gpu_check.parse_parts("unit, course") == ("course", "unit")
+    with pytest.raises(ValueError, match=r"unknown part\(s\) \['gpu'\].*e.g. --parts course"):
+        gpu_check.parse_parts("gpu,unit")

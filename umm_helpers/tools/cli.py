@@ -178,7 +178,8 @@ def _bench(args: argparse.Namespace) -> int:
 def _course(args: argparse.Namespace) -> int:
     from umm_helpers.tools import notebooks
 
-    return notebooks.run_course(inplace=args.inplace, only=args.only)
+    build = None if args.build is None else Path(args.build).expanduser().resolve()
+    return notebooks.run_course(inplace=args.inplace, only=args.only, build=build)
 
 
 def lab_command(port: int, token: str, first: str = "00_setup_and_data.ipynb"
@@ -219,8 +220,9 @@ def _lab(args: argparse.Namespace) -> int:
 def _gpu_check(args: argparse.Namespace) -> int:
     from umm_helpers.tools import gpu_check
 
+    parts = gpu_check.parse_parts(args.parts)  # refused before any work
     return gpu_check.run_gpu_check(jobs=args.jobs, method_epochs=args.method_epochs,
-                                   quick=args.quick)
+                                   quick=args.quick, parts=parts)
 
 
 def _training_arguments(p: argparse.ArgumentParser, func: Any) -> None:
@@ -287,6 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inplace", action="store_true",
                    help="refresh the committed outputs in notebooks/ instead of writing build/")
     p.add_argument("--only", default=None, help="run only notebooks whose name contains this")
+    p.add_argument("--build", default=None,
+                   help="folder for executed copies, HTML and build/claims.jsonl (default: build/)")
     p.set_defaults(func=_course)
 
     p = sub.add_parser("lab", help="JupyterLab on the course, opened on the first notebook")
@@ -305,6 +309,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true",
                    help="compare at AV-MNIST size with seed 0 only; the report extrapolates "
                         "to three seeds and says so")
+    p.add_argument("--parts", default=None,
+                   help="comma-separated parts to run, in this order: bench, methods, compare, "
+                        "course, course-offset, unit (default: all)")
     p.set_defaults(func=_gpu_check)
     return parser
 

@@ -2,9 +2,11 @@
 
 Runs ``umm bench`` at AV-Digits and AV-MNIST size (``avmnist-shapes``), times every method
 there, runs ``umm compare`` of every method over three seeds, every course notebook (into
-``build/``, from an empty run cache) and the unit tests (those marked ``cuda`` included), then
-prints one report: the bench figures (speedup, overhead, steps per second, peak GPU memory),
-the comparison's wall time, notebooks 00-06 in all and each notebook's wall time.
+``build/``, from an empty run cache) with the default seeds and with ``UMM_SEED_OFFSET=100``, and
+the unit tests (those marked ``cuda`` included), then prints one report: the bench figures
+(speedup, overhead, steps per second, peak GPU memory), the comparison's wall time, notebooks
+00-06 in all, each notebook's wall time, and the claims whose outcome changed between the two
+seed offsets. ``--parts`` runs some parts only (each ``make gpu-check`` call must fit a lease).
 Notebook 07 and the README give the figures of one run. Refuses to run without CUDA, because
 the point is to measure the GPU path.
 """
@@ -123,17 +125,57 @@ def compare_line(step: dict[str, Any]) -> str:
                    f"for {wanted} seeds (extrapolated from {seeds}, --quick)")
 
 
-def run_gpu_check(jobs: int | None = None, method_epochs: int = 2, quick: bool = False) -> int:
-    """Run everything; print each part as it ends; keep ``build/gpu_check.json`` up to date.
+# Every part of the check, in order; ``--parts`` picks some (e.g. ``course,course-offset``).
+PARTS = ("bench", "methods", "compare", "course", "course-offset", "unit")
+OFFSET = 100  # the second course pass: fresh training randomness, same data
+
+
+def parse_parts(text: str | None) -> tuple[str, ...]:
+    """``--parts a,b`` as a tuple in the check's order; every part when ``text`` is empty."""
+    if not text:
+        return PARTS
+    wanted = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in wanted if p not in PARTS]
+    if unknown or not wanted:
+        raise ValueError(f"--parts {text!r}: unknown part(s) {unknown}; choose from "
+                         f"{', '.join(PARTS)} (comma-separated), e.g. --parts "
+                         "course,course-offset.")
+    return tuple(p for p in PARTS if p in wanted)
+
+
+def claims_lines(default: list[dict[str, Any]], offset: list[dict[str, Any]]) -> list[str]:
+    """The report's claims section: outcome counts per seed offset, then every claim whose
+    outcome changed between the two (pure)."""
+    from umm_helpers.course.claims import changed_outcomes, counts
+
+    lines = []
+    for name, rows in (("seed offset 0", default), (f"seed offset {OFFSET}", offset)):
+        lines.append(f"claims, {name}: " + ", ".join(f"{n} {o}" for o, n in counts(rows).items()))
+    changed = changed_outcomes(default, offset)
+    lines.append(f"claims whose outcome changed between the two: {len(changed)}")
+    lines += [f"  {nb}: {text}: {a} -> {b}" for nb, text, a, b in changed]
+    return lines
+
+
+def course_env(runs: str, offset: int, log: str) -> dict[str, str]:
+    return {"UMM_RUNS_DIR": runs, "UMM_PROGRESS": "0", "UMM_SEED_OFFSET": str(offset),
+            "UMM_CLAIMS_LOG": log}
+
+
+def run_gpu_check(jobs: int | None = None, method_epochs: int = 2, quick: bool = False,
+                  parts: tuple[str, ...] = PARTS) -> int:
+    """Run the ``parts`` in order; print each as it ends; keep ``build/gpu_check.json`` up to date.
 
     Order: the engine bench on AV-Digits, every method timed on ``avmnist-shapes`` (AV-MNIST
     sizes, ``method_epochs`` epochs per stage, extrapolated to 20), ``umm compare`` of every
     method over seeds 0,1,2 at that size (``quick``: seed 0, the others extrapolated), the course
-    notebooks from an empty run cache (``build/gpu-check-runs``), then the unit tests (those
-    marked ``cuda`` run here). Returns an exit code.
+    notebooks from an empty run cache (``build/gpu-check-runs``) with the default seeds and again
+    with ``UMM_SEED_OFFSET=100`` (the report lists the claims whose outcome changed), then the
+    unit tests (those marked ``cuda`` run here). Returns an exit code.
     """
     import torch
 
+    from umm_helpers.course.claims import read_log
     from umm_helpers.data import load_dataset
     from umm_helpers.tools.bench import bench, method_times
 
@@ -142,30 +184,38 @@ def run_gpu_check(jobs: int | None = None, method_epochs: int = 2, quick: bool =
     build = repo_root() / "build"
     state: dict[str, Any] = {"device": device, "torch": torch.__version__, "steps": {},
                              "bench": None, "bench_avmnist": None, "methods": None,
-                             "notebooks": []}
+                             "notebooks": [], "claims": {}}
 
     def save() -> None:
         write_text(build / "gpu_check.json", json.dumps(state, indent=2))
 
     print(f"device: {device} (torch {torch.__version__})", flush=True)
-    state["bench"] = bench(load_dataset("av-digits"), verbose=True)
-    save()
-    # AV-MNIST size: epochs of seconds, so fewer rounds settle the medians
-    state["bench_avmnist"] = bench(load_dataset("avmnist-shapes"), repeats=3, max_rounds=8,
-                                   verbose=True)
-    save()
-    state["methods"] = method_times(load_dataset("avmnist-shapes"), "all", epochs=method_epochs)
-    save()
+    if "bench" in parts:
+        state["bench"] = bench(load_dataset("av-digits"), verbose=True)
+        save()
+        # AV-MNIST size: epochs of seconds, so fewer rounds settle the medians
+        state["bench_avmnist"] = bench(load_dataset("avmnist-shapes"), repeats=3, max_rounds=8,
+                                       verbose=True)
+        save()
+    if "methods" in parts:
+        state["methods"] = method_times(load_dataset("avmnist-shapes"), "all",
+                                        epochs=method_epochs)
+        save()
     runs = build / "gpu-check-runs"
     compare_runs = build / "gpu-check-compare-runs"
     for folder in (runs, compare_runs):
         shutil.rmtree(folder, ignore_errors=True)
     compare, seeds = compare_command(quick)
-    for name, cmd, env in [
-            ("compare", compare, {"UMM_RUNS_DIR": str(compare_runs), "UMM_PROGRESS": "0"}),
-            ("course", [sys.executable, "-m", "umm_helpers", "course"],
-             {"UMM_RUNS_DIR": str(runs), "UMM_PROGRESS": "0"}),
-            ("unit", pytest_command(jobs), None)]:
+    course = [sys.executable, "-m", "umm_helpers", "course"]
+    logs = {0: build / "claims-offset-0.jsonl", OFFSET: build / f"claims-offset-{OFFSET}.jsonl"}
+    steps = [
+        ("compare", compare, {"UMM_RUNS_DIR": str(compare_runs), "UMM_PROGRESS": "0"}),
+        ("course", course, course_env(str(runs), 0, str(logs[0]))),
+        ("course-offset", course, course_env(str(runs), OFFSET, str(logs[OFFSET]))),
+        ("unit", pytest_command(jobs), None)]
+    for name, cmd, env in steps:
+        if name not in parts:
+            continue
         code, seconds, last = _timed(cmd, env)
         state["steps"][name] = {"exit": code, "seconds": round(seconds, 1), "last_line": last}
         if name == "compare":
@@ -174,7 +224,12 @@ def run_gpu_check(jobs: int | None = None, method_epochs: int = 2, quick: bool =
         if name == "course":
             summary = build / "course_summary.json"
             state["notebooks"] = json.loads(summary.read_text()) if summary.exists() else []
+        if name.startswith("course"):
+            state["claims"] = {str(k): read_log(v) for k, v in logs.items()}
         save()
-    print(report(device, state["steps"], state["bench"], state["notebooks"], state["methods"],
-                 state["bench_avmnist"]))
-    return max(s["exit"] for s in state["steps"].values())
+    text = report(device, state["steps"], state["bench"], state["notebooks"], state["methods"],
+                  state["bench_avmnist"])
+    if "course" in parts and "course-offset" in parts:
+        text += "\n" + "\n".join(claims_lines(state["claims"]["0"], state["claims"][str(OFFSET)]))
+    print(text)
+    return max([s["exit"] for s in state["steps"].values()] or [0])

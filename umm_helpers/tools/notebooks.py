@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from umm_helpers.atomic import write_text
-from umm_helpers.settings import repo_root
+from umm_helpers.course.claims import counts, read_log
+from umm_helpers.settings import repo_root, seed_offset
 
 CELL_TIMEOUT_S = 1800
 
@@ -60,10 +61,15 @@ def execute(path: Path) -> tuple[Any, float]:
 
 
 def run_notebooks(paths: list[Path], inplace: bool, build: Path) -> list[dict[str, Any]]:
-    """Execute notebooks one after the other; save each; one summary row per notebook."""
+    """Execute notebooks one after the other; save each; one summary row per notebook.
+
+    Each kernel inherits ``UMM_NOTEBOOK`` (the notebook's name), so the claims it reports are
+    logged under it (:mod:`umm_helpers.course.claims`).
+    """
     rows: list[dict[str, Any]] = []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
+        os.environ["UMM_NOTEBOOK"] = path.name
         try:
             nb, seconds = execute(path)
         except Exception as exc:  # report every notebook, then fail
@@ -91,25 +97,42 @@ def save(nb: Any, path: Path, inplace: bool, build: Path) -> None:
         write_text(build / "html" / path.with_suffix(".html").name, html)
 
 
-def run_course(inplace: bool = False, only: str | None = None) -> int:
+def run_course(inplace: bool = False, only: str | None = None, build: Path | None = None) -> int:
     """Execute every notebook in order; print a summary; return a process exit code.
 
     In order, one at a time: later notebooks reuse the runs of earlier ones, and on a 2-core CPU
     two notebooks side by side were several times slower than one after the other (their
-    thread pools compete for the cores).
+    thread pools compete for the cores). ``build``: where executed copies, HTML, the summary and
+    the claims log go (default ``<repo>/build``).
     """
-    build = repo_root() / "build"
+    build = build or repo_root() / "build"
     paths = notebook_paths(only)
     if not paths:  # checked before anything runs or is written
         names = [p.name for p in notebook_paths()]
         raise ValueError(f"--only {only!r} matches no notebook; the course notebooks are "
                          f"{names}. Pass part of one of these names, e.g. --only 00_.")
+    offset = seed_offset()  # an invalid UMM_SEED_OFFSET stops here, before any kernel starts
+    log = claims_log(build)
     start = time.perf_counter()
     rows = run_notebooks(paths, inplace, build)
     print("\n" + summary_table(rows, time.perf_counter() - start, inplace))
+    logged = read_log(log)
+    print(f"seed offset {offset}; claims: " + ", ".join(f"{n} {o}" for o, n in
+                                                         counts(logged).items())
+          + f" (each with its interval, in {log})")
     if not inplace:
         write_text(build / "course_summary.json", json.dumps(rows, indent=2))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
+
+
+def claims_log(build: Path) -> Path:
+    """The file the notebooks' claims go to: ``$UMM_CLAIMS_LOG``, else ``build/claims.jsonl``;
+    emptied now, so it holds this run's claims only."""
+    log = Path(os.environ.get("UMM_CLAIMS_LOG") or build / "claims.jsonl").resolve()
+    log.parent.mkdir(parents=True, exist_ok=True)
+    write_text(log, "")
+    os.environ["UMM_CLAIMS_LOG"] = str(log)
+    return log
 
 
 def failure_reason(exc: BaseException) -> str:
