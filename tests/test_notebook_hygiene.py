@@ -139,3 +139,40 @@ def test_ends_with_references(nb):
         "the last cell is a '## References' section"
     assert len(re.findall(r"^- ", text, re.M)) >= 1, "list at least one source"
     assert "2310.06383" in text or "arXiv" in text, "cite the sources with their arXiv ids"
+
+
+# What a checked cell may not read: anything trained, timed or scored (those move by about a
+# point between machines, so nbval would fail on another CPU or a GPU).
+TRAINED = ("run_method", "run_seeds", "umm.compare", ".result", "scores", "history", "umm.fit",
+           "perf_counter", "probe_accuracy", "PatternLogits.compute", "umm.claims")
+
+
+def test_checked_outputs_print_no_trained_number(nb):
+    """``NBVAL_CHECK_OUTPUT`` is for output that is the same on every machine."""
+    _, data = nb
+    for cell in code_cells(data):
+        text = source(cell)
+        if text.startswith("# NBVAL_CHECK_OUTPUT"):
+            found = [t for t in TRAINED if t in text]
+            assert not found, f"a checked cell reads {found}: mark it NBVAL_IGNORE_OUTPUT " \
+                              f"or split it ({text.splitlines()[1][:60]!r})"
+
+
+def test_claims_are_reported_not_asserted(nb):
+    """Empirical claims go through umm.claims; an assert never pins which ones held."""
+    _, data = nb
+    for cell in code_cells(data):
+        for line in source(cell).splitlines():
+            if re.match(r"\s*assert\b", line):
+                assert "out of date" not in line and not re.search(r"\.(held|outcome)\b", line), \
+                    f"a claim's outcome is asserted: {line.strip()[:80]}"
+
+
+def test_training_seeds_come_from_course_seeds(nb):
+    """``UMM_SEED_OFFSET`` must reach every training seed: no literal seed lists or configs."""
+    _, data = nb
+    for cell in code_cells(data):
+        text = source(cell)
+        assert not re.search(r"\bSEEDS\s*=\s*\[", text), "SEEDS = umm.course_seeds(n)"
+        assert not re.search(r"TrainConfig\([^)]*\bseed=\d", text), "TrainConfig(seed=SEED)"
+        assert not re.search(r"\bSEED\s*=\s*\d", text), "SEED = umm.course_seeds(1)[0]"

@@ -93,8 +93,25 @@ def test_every_is_as_strong_as_its_weakest_part():
     both = every("all", [held, unclear])
     assert both.outcome == UNCLEAR and both.threshold == 0.15 and "weakest of 2: u" in both.basis
     assert every("all", [held, unclear, failed]).outcome == FAILED
+    # the part shown is the one that decides the outcome, not the one with the smallest estimate
+    wide = difference("wide", [0.00, 0.10, 0.40], threshold=0.05)       # unclear, estimate 0.167
+    narrow = difference("narrow", [0.06, 0.07, 0.08], threshold=0.05)   # held, estimate 0.07
+    assert every("all", [narrow, wide]).basis.startswith("weakest of 2: wide")
+    assert every("all", [narrow, wide]).outcome == UNCLEAR
     with pytest.raises(ValueError):
         every("none", [])
+
+
+def test_some_is_as_strong_as_its_strongest_part():
+    held = difference("h", [0.1, 0.2, 0.3], threshold=0.0)
+    unclear = difference("u", [0.1, 0.2, 0.3], threshold=0.15)
+    failed = difference("f", [0.1, 0.2, 0.3], threshold=0.5)
+    one = claims.some("any", [failed, unclear, held])
+    assert one.outcome == HELD and one.basis.startswith("strongest of 3: h")
+    assert claims.some("any", [failed, unclear]).outcome == UNCLEAR
+    assert claims.some("any", [failed, failed]).outcome == FAILED
+    with pytest.raises(ValueError):
+        claims.some("none", [])
 
 
 def test_lines_tables_and_generated_prose():

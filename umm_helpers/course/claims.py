@@ -220,20 +220,38 @@ def difference(text: str, a: object, b: object | None = None, threshold: float =
 
 def every(text: str, claims: Sequence[Claim]) -> Claim:
     """All of ``claims`` at once (e.g. one per condition): held when each held, failed when any
-    failed, else not distinguishable. Its numbers are those of the weakest part (the smallest
-    margin beyond its threshold)."""
+    failed, else not distinguishable. Its numbers are those of the weakest part: one that decides
+    the outcome (a failed part, else an unclear one), and among those the one whose interval
+    reaches furthest to the wrong side of its threshold."""
     if not claims:
         raise ValueError(f"every({text!r}) needs at least one claim.")
-    outcomes = {c.outcome for c in claims}
-    outcome = FAILED if FAILED in outcomes else UNCLEAR if UNCLEAR in outcomes else HELD
+    rank = {FAILED: 0, UNCLEAR: 1, HELD: 2}
 
-    def margin(c: Claim) -> float:
-        return (c.threshold - c.estimate) if c.below else (c.estimate - c.threshold)
+    def weakness(c: Claim) -> tuple[int, float]:
+        near = (c.threshold - c.high) if c.below else (c.low - c.threshold)
+        return rank[c.outcome], near
 
-    weakest = min(claims, key=margin)
+    weakest = min(claims, key=weakness)
+    outcome = weakest.outcome
     return Claim(text, weakest.estimate, weakest.low, weakest.high, weakest.threshold,
                  weakest.below, f"weakest of {len(claims)}: {weakest.text}; {weakest.basis}",
                  weakest.unit, outcome)
+
+
+def some(text: str, claims: Sequence[Claim]) -> Claim:
+    """At least one of ``claims`` (e.g. on some condition): held when any held, failed when every
+    part failed, else not distinguishable. Its numbers are those of the strongest part."""
+    if not claims:
+        raise ValueError(f"some({text!r}) needs at least one claim.")
+    rank = {HELD: 0, UNCLEAR: 1, FAILED: 2}
+
+    def strength(c: Claim) -> tuple[int, float]:
+        far = (c.threshold - c.high) if c.below else (c.low - c.threshold)
+        return rank[c.outcome], -far
+
+    best = min(claims, key=strength)
+    return Claim(text, best.estimate, best.low, best.high, best.threshold, best.below,
+                 f"strongest of {len(claims)}: {best.text}; {best.basis}", best.unit, best.outcome)
 
 
 def report(claims: Sequence[Claim], log: bool = True) -> str:
