@@ -90,9 +90,10 @@ def test_the_course_logs_each_notebooks_claims_under_its_name_with_the_seed_offs
     rows = [json.loads(line) for line in log.read_text().splitlines()]
     assert [(r["notebook"], r["text"], r["outcome"]) for r in rows] == [
         ("00_claims.ipynb", "seeds [100, 101, 102]", "held")]
-    assert "seed offset 100; claims: 1 held, 0 not distinguishable, 0 failed" in \
-        capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "seed offset 100; claims: 1 held, 0 not distinguishable, 0 failed" in out
     assert (tmp_path / "out" / "notebooks" / "00_claims.ipynb").exists()
+    assert f"results: {tmp_path / 'out'}/notebooks (executed copies)" in out
 
 
 def test_an_invalid_seed_offset_stops_the_course_before_any_kernel(tmp_path, monkeypatch):

@@ -115,7 +115,7 @@ def run_course(inplace: bool = False, only: str | None = None, build: Path | Non
     log = claims_log(build)
     start = time.perf_counter()
     rows = run_notebooks(paths, inplace, build)
-    print("\n" + summary_table(rows, time.perf_counter() - start, inplace))
+    print("\n" + summary_table(rows, time.perf_counter() - start, inplace, build))
     logged = read_log(log)
     print(f"seed offset {offset}; claims: " + ", ".join(f"{n} {o}" for o, n in
                                                          counts(logged).items())
@@ -149,7 +149,8 @@ def shorten(text: str, head: int = 800, tail: int = 1500) -> str:
     return f"{text[:head]}\n  [... {len(text) - head - tail} characters ...]\n{text[-tail:]}"
 
 
-def summary_table(rows: list[dict[str, Any]], total: float, inplace: bool) -> str:
+def summary_table(rows: list[dict[str, Any]], total: float, inplace: bool,
+                  build: Path | None = None) -> str:
     """The one-screen summary printed at the end of ``make course``."""
     width = max([len(str(r["notebook"])) for r in rows] + [8])
     lines = [f"{'notebook':<{width}}  {'wall s':>7}  status", "-" * (width + 20)]
@@ -158,7 +159,8 @@ def summary_table(rows: list[dict[str, Any]], total: float, inplace: bool) -> st
         lines.append(f"{r['notebook']!s:<{width}}  {secs:>7}  {str(r['status'])[:60]}")
     lines.append("-" * (width + 20))
     lines.append(f"{'total':<{width}}  {total:>7.1f}  ({total / 60:.1f} min wall time)")
+    out = "build" if build is None else str(build)
     where = "notebooks/ (outputs refreshed in place)" if inplace else \
-        "build/notebooks (executed copies) and build/html (HTML)"
+        f"{out}/notebooks (executed copies) and {out}/html (HTML)"
     lines.append(f"results: {where}")
     return "\n".join(lines)
