@@ -8,7 +8,7 @@ from _engine_data import late_model
 from matplotlib.figure import Figure
 
 from umm_helpers.core.scoring import evaluate
-from umm_helpers.course import claims
+from umm_helpers.course import claim_log, claims
 from umm_helpers.course.claims import FAILED, HELD, UNCLEAR, Claim, difference, every, judge
 
 
@@ -134,19 +134,19 @@ def test_report_logs_each_claim_once_and_runs_can_be_compared(tmp_path, monkeypa
     b = difference("b", [0.1, 0.2, 0.3], threshold=0.15)
     md = claims.report([a, b])
     assert md.count("\n") == 3 and len(capsys.readouterr().out.splitlines()) == 2
-    first = claims.read_log(log)
+    first = claim_log.read_log(log)
     assert [(r["notebook"], r["text"], r["outcome"]) for r in first] == [
         ("03_x.ipynb", "a", HELD), ("03_x.ipynb", "b", UNCLEAR)]
     assert json.loads(log.read_text().splitlines()[0])["threshold"] == 0.0
     second = [dict(first[0], outcome=FAILED), dict(first[1], text="c")]
-    assert claims.changed_outcomes(first, second) == [
+    assert claim_log.changed_outcomes(first, second) == [
         ("03_x.ipynb", "a", HELD, FAILED), ("03_x.ipynb", "b", UNCLEAR, "absent"),
         ("03_x.ipynb", "c", "absent", UNCLEAR)]
-    assert claims.counts(first) == {HELD: 1, UNCLEAR: 1, FAILED: 0}
-    assert claims.read_log(tmp_path / "none.jsonl") == []
+    assert claim_log.counts(first) == {HELD: 1, UNCLEAR: 1, FAILED: 0}
+    assert claim_log.read_log(tmp_path / "none.jsonl") == []
     monkeypatch.delenv("UMM_CLAIMS_LOG")
     claims.report([a])
-    assert len(claims.read_log(log)) == 2, "no log without UMM_CLAIMS_LOG"
+    assert len(claim_log.read_log(log)) == 2, "no log without UMM_CLAIMS_LOG"
 
 
 def test_correct_matches_the_scores_of_every_condition(ds):

@@ -132,7 +132,7 @@ def test_course_runs_twice_with_two_seed_offsets_and_reports_changed_claims(monk
     assert [e["UMM_SEED_OFFSET"] for e in envs] == ["0", "100"]
     assert envs[0]["UMM_RUNS_DIR"] == envs[1]["UMM_RUNS_DIR"]
     assert envs[0]["UMM_CLAIMS_LOG"] != envs[1]["UMM_CLAIMS_LOG"]
-    from umm_helpers.course.claims import read_log
+    from umm_helpers.course.claim_log import read_log
 
     logs = [read_log(tmp_path / "build" / f"claims-offset-{k}.jsonl") for k in (0, 100)]
     lines = gpu_check.claims_lines(*logs)

@@ -13,12 +13,11 @@ and seeds, and reports the claim as
 Only invariants (exact mathematics, properties true by construction, bit-identity on a CPU) stay
 ``assert`` statements. Thresholds are the course's own, fixed before measuring, never the
 paper's. With ``$UMM_CLAIMS_LOG`` set, every reported claim is appended to that JSON-lines file
-(``make course`` collects them; ``make gpu-check`` compares two seed offsets).
+(``make course`` collects them; ``make gpu-check`` compares two seed offsets), see
+:mod:`umm_helpers.course.claim_log`.
 """
 from __future__ import annotations
 
-import json
-import os
 import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -32,11 +31,10 @@ from torch import nn
 
 from umm_helpers.core.missing import MaskTable
 from umm_helpers.core.scoring import predict_logits
+from umm_helpers.course.claim_log import FAILED, HELD, OUTCOMES, UNCLEAR, log_claims
 from umm_helpers.data import Split
 from umm_helpers.methods.run import EVAL_SEED, Run
 
-HELD, UNCLEAR, FAILED = "held", "not distinguishable", "failed"
-OUTCOMES = (HELD, UNCLEAR, FAILED)
 CONFIDENCE = 0.95
 DRAWS = 2000
 BOOTSTRAP_SEED = 0  # fixed: the same measurements always give the same interval
@@ -218,6 +216,17 @@ def difference(text: str, a: object, b: object | None = None, threshold: float =
                  _basis(x, y is not None and paired, what), unit)
 
 
+def _clearance(c: Claim) -> float:
+    """How far the interval's near end lies on the claimed side of the threshold."""
+    return (c.threshold - c.high) if c.below else (c.low - c.threshold)
+
+
+def _represented_by(text: str, claims: Sequence[Claim], part: Claim, which: str) -> Claim:
+    """A claim over ``claims`` that carries ``part``'s numbers and outcome."""
+    return Claim(text, part.estimate, part.low, part.high, part.threshold, part.below,
+                 f"{which} of {len(claims)}: {part.text}; {part.basis}", part.unit, part.outcome)
+
+
 def every(text: str, claims: Sequence[Claim]) -> Claim:
     """All of ``claims`` at once (e.g. one per condition): held when each held, failed when any
     failed, else not distinguishable. Its numbers are those of the weakest part: one that decides
@@ -226,16 +235,8 @@ def every(text: str, claims: Sequence[Claim]) -> Claim:
     if not claims:
         raise ValueError(f"every({text!r}) needs at least one claim.")
     rank = {FAILED: 0, UNCLEAR: 1, HELD: 2}
-
-    def weakness(c: Claim) -> tuple[int, float]:
-        near = (c.threshold - c.high) if c.below else (c.low - c.threshold)
-        return rank[c.outcome], near
-
-    weakest = min(claims, key=weakness)
-    outcome = weakest.outcome
-    return Claim(text, weakest.estimate, weakest.low, weakest.high, weakest.threshold,
-                 weakest.below, f"weakest of {len(claims)}: {weakest.text}; {weakest.basis}",
-                 weakest.unit, outcome)
+    weakest = min(claims, key=lambda c: (rank[c.outcome], _clearance(c)))
+    return _represented_by(text, claims, weakest, "weakest")
 
 
 def some(text: str, claims: Sequence[Claim]) -> Claim:
@@ -244,14 +245,8 @@ def some(text: str, claims: Sequence[Claim]) -> Claim:
     if not claims:
         raise ValueError(f"some({text!r}) needs at least one claim.")
     rank = {HELD: 0, UNCLEAR: 1, FAILED: 2}
-
-    def strength(c: Claim) -> tuple[int, float]:
-        far = (c.threshold - c.high) if c.below else (c.low - c.threshold)
-        return rank[c.outcome], -far
-
-    best = min(claims, key=strength)
-    return Claim(text, best.estimate, best.low, best.high, best.threshold, best.below,
-                 f"strongest of {len(claims)}: {best.text}; {best.basis}", best.unit, best.outcome)
+    strongest = min(claims, key=lambda c: (rank[c.outcome], -_clearance(c)))
+    return _represented_by(text, claims, strongest, "strongest")
 
 
 def report(claims: Sequence[Claim], log: bool = True) -> str:
@@ -262,7 +257,7 @@ def report(claims: Sequence[Claim], log: bool = True) -> str:
     for c in claims:
         print(c.line())
     if log:
-        log_claims(claims)
+        log_claims([asdict(c) for c in claims])
     return table(claims)
 
 
@@ -274,45 +269,6 @@ def table(claims: Sequence[Claim]) -> str:
         outcome = c.outcome if c.held else f"**{c.outcome}**"
         lines.append(f"| {c.text} | {c.measured} | {c.needs} | {outcome} |")
     return "\n".join(lines)
-
-
-def log_claims(claims: Sequence[Claim], path: str | None = None) -> None:
-    """Append claims as JSON lines to ``path`` (default ``$UMM_CLAIMS_LOG``; nothing when unset),
-    tagged with ``$UMM_NOTEBOOK`` (set by the course runner). One write per call, so a reader
-    never sees half a line."""
-    path = path or os.environ.get("UMM_CLAIMS_LOG")
-    if not path:
-        return
-    notebook = os.environ.get("UMM_NOTEBOOK", "")
-    text = "".join(json.dumps({"notebook": notebook, **asdict(c)}) + "\n" for c in claims)
-    with open(path, "a", encoding="utf-8") as f:
-        f.write(text)
-
-
-def read_log(path: str | os.PathLike[str]) -> list[dict[str, object]]:
-    """The claims a course run logged, in order (an absent file: none)."""
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-def changed_outcomes(first: Sequence[Mapping[str, object]], second: Sequence[Mapping[str, object]]
-                     ) -> list[tuple[str, str, str, str]]:
-    """``(notebook, claim, outcome in first, outcome in second)`` for every claim whose outcome
-    differs between two course runs (``"absent"`` where only one run has it)."""
-    def index(rows: Sequence[Mapping[str, object]]) -> dict[tuple[str, str], str]:
-        return {(str(r["notebook"]), str(r["text"])): str(r["outcome"]) for r in rows}
-
-    a, b = index(first), index(second)
-    keys = list(dict.fromkeys([*a, *b]))
-    return [(nb, text, a.get((nb, text), "absent"), b.get((nb, text), "absent"))
-            for nb, text in keys if a.get((nb, text)) != b.get((nb, text))]
-
-
-def counts(rows: Sequence[Mapping[str, object]]) -> dict[str, int]:
-    """How many logged claims ended in each outcome."""
-    return {o: sum(1 for r in rows if r["outcome"] == o) for o in OUTCOMES}
 
 
 def claims_figure(columns: Mapping[str, Sequence[Claim]], title: str = "") -> Figure:

@@ -146,11 +146,11 @@ def parse_parts(text: str | None) -> tuple[str, ...]:
 def claims_lines(default: list[dict[str, Any]], offset: list[dict[str, Any]]) -> list[str]:
     """The report's claims section: outcome counts per seed offset, then every claim whose
     outcome changed between the two (pure)."""
-    from umm_helpers.course.claims import changed_outcomes, counts
+    from umm_helpers.course.claim_log import changed_outcomes, counts_text
 
     lines = []
     for name, rows in (("seed offset 0", default), (f"seed offset {OFFSET}", offset)):
-        lines.append(f"claims, {name}: " + ", ".join(f"{n} {o}" for o, n in counts(rows).items()))
+        lines.append(f"claims, {name}: {counts_text(rows)}")
     changed = changed_outcomes(default, offset)
     lines.append(f"claims whose outcome changed between the two: {len(changed)}")
     lines += [f"  {nb}: {text}: {a} -> {b}" for nb, text, a, b in changed]
@@ -175,7 +175,7 @@ def run_gpu_check(jobs: int | None = None, method_epochs: int = 2, quick: bool =
     """
     import torch
 
-    from umm_helpers.course.claims import read_log
+    from umm_helpers.course.claim_log import read_log
     from umm_helpers.data import load_dataset
     from umm_helpers.tools.bench import bench, method_times
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from umm_helpers.atomic import write_text
-from umm_helpers.course.claims import counts, read_log
+from umm_helpers.course.claim_log import counts_text, read_log
 from umm_helpers.settings import repo_root, seed_offset
 
 CELL_TIMEOUT_S = 1800
@@ -117,9 +117,8 @@ def run_course(inplace: bool = False, only: str | None = None, build: Path | Non
     rows = run_notebooks(paths, inplace, build)
     print("\n" + summary_table(rows, time.perf_counter() - start, inplace, build))
     logged = read_log(log)
-    print(f"seed offset {offset}; claims: " + ", ".join(f"{n} {o}" for o, n in
-                                                         counts(logged).items())
-          + f" (each with its interval, in {log})")
+    print(f"seed offset {offset}; claims: {counts_text(logged)} (each with its interval, in "
+          f"{log})")
     if not inplace:
         write_text(build / "course_summary.json", json.dumps(rows, indent=2))
     return 0 if all(r["status"] == "ok" for r in rows) else 1
